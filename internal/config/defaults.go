@@ -1,0 +1,89 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// Defaults for fields left out of the file. A field written as 0 keeps its
+// 0: only absence (or null) brings the default in.
+const (
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultAccessLogOutput   = "stderr"
+	DefaultBalance           = "round_robin"
+	DefaultHashKey           = "client_ip"
+	DefaultWeight            = 1
+	DefaultConnectTimeout    = 5 * time.Second
+	DefaultResponseHeader    = 60 * time.Second
+	DefaultUpstreamIdle      = 90 * time.Second
+	DefaultRespondStatus     = 200
+	DefaultRedirectStatus    = 308
+)
+
+// applyDefaults fills the fields the file left out, and normalizes the
+// values whose case does not matter so that the rest of the program can
+// compare them as they are.
+func applyDefaults(c *Config, pos Positions) {
+	def := func(path string, set func()) {
+		if !pos.Has(path) {
+			set()
+		}
+	}
+	def("shutdown_timeout", func() { c.ShutdownTimeout = DefaultShutdownTimeout })
+	def("limits.read_header_timeout", func() { c.Limits.ReadHeaderTimeout = DefaultReadHeaderTimeout })
+	def("limits.idle_timeout", func() { c.Limits.IdleTimeout = DefaultIdleTimeout })
+	def("limits.max_header_bytes", func() { c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes })
+	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
+	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })
+
+	for name, u := range c.Upstreams {
+		p := keyPath("upstreams", name)
+		def(fieldPath(p, "balance"), func() { u.Balance = DefaultBalance })
+		if u.Balance == "hash" {
+			def(fieldPath(p, "hash_key"), func() { u.HashKey = DefaultHashKey })
+		}
+		for i := range u.Targets {
+			def(fieldPath(indexPath(fieldPath(p, "targets"), i), "weight"), func() { u.Targets[i].Weight = DefaultWeight })
+		}
+		tp := fieldPath(p, "timeouts")
+		def(fieldPath(tp, "connect"), func() { u.Timeouts.Connect = DefaultConnectTimeout })
+		def(fieldPath(tp, "response_header"), func() { u.Timeouts.ResponseHeader = DefaultResponseHeader })
+		def(fieldPath(tp, "idle"), func() { u.Timeouts.Idle = DefaultUpstreamIdle })
+	}
+
+	for si := range c.Sites {
+		s := &c.Sites[si]
+		sp := indexPath("sites", si)
+		def(fieldPath(sp, "hosts"), func() { s.Hosts = []string{"*"} })
+		for i, h := range s.Hosts {
+			s.Hosts[i] = normalizeHost(h)
+		}
+		for ri := range s.Routes {
+			r := &s.Routes[ri]
+			rp := indexPath(fieldPath(sp, "routes"), ri)
+			for i, m := range r.Match.Methods {
+				r.Match.Methods[i] = strings.ToUpper(m)
+			}
+			if r.Respond != nil {
+				def(fieldPath(rp, "respond.status"), func() { r.Respond.Status = DefaultRespondStatus })
+			}
+			if r.Redirect != nil {
+				def(fieldPath(rp, "redirect.status"), func() { r.Redirect.Status = DefaultRedirectStatus })
+			}
+		}
+	}
+}
+
+// normalizeHost lower-cases a host pattern and drops the brackets of an
+// IPv6 literal, so that it compares equal to the host part of a request's
+// Host header as net.SplitHostPort returns it.
+func normalizeHost(h string) string {
+	h = strings.ToLower(h)
+	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	return h
+}

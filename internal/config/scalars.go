@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"math/big"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"regexp"
+	"regexp/syntax"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// scalarText returns the text of a scalar that may stand for a duration,
+// size, URL, ... Mappings, lists and booleans never do.
+func (d *decoder) scalarText(n *yaml.Node, t reflect.Type, path string) (string, bool) {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!str", "!!int", "!!float":
+			return n.Value, true
+		}
+	}
+	d.mismatch(n, t, path)
+	return "", false
+}
+
+func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
+	s, ok := d.scalarText(n, durationType, path)
+	if !ok {
+		return 0, false
+	}
+	if n.ShortTag() != "!!str" {
+		// A bare number has no unit: 30 could mean seconds or milliseconds,
+		// so only 0, which is the same in every unit, is accepted.
+		if strings.Trim(s, "+-0._") == "" {
+			return 0, true
+		}
+		d.fail(n, path, "a duration needs a unit: write %ss or %sms, for example", s, s)
+		return 0, false
+	}
+	dur, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		d.fail(n, path, "invalid duration %q: write a number and a unit (ns, us, ms, s, m, h), like 250ms, 30s or 1h30m", s)
+		return 0, false
+	}
+	if dur < 0 {
+		d.fail(n, path, "duration %s must not be negative", s)
+		return 0, false
+	}
+	return dur, true
+}
+
+// sizeUnits are matched case-insensitively: "kb" and "KB" are both 1000,
+// "kib" and "KiB" both 1024, as people write both.
+func sizeUnit(u string) (int64, bool) {
+	switch strings.ToLower(u) {
+	case "", "b":
+		return 1, true
+	case "kb":
+		return 1000, true
+	case "kib":
+		return 1 << 10, true
+	case "mb":
+		return 1000 * 1000, true
+	case "mib":
+		return 1 << 20, true
+	case "gb":
+		return 1000 * 1000 * 1000, true
+	case "gib":
+		return 1 << 30, true
+	}
+	return 0, false
+}
+
+func (d *decoder) size(n *yaml.Node, path string) (Size, bool) {
+	s, ok := d.scalarText(n, sizeType, path)
+	if !ok {
+		return 0, false
+	}
+	size, err := ParseSize(s)
+	if err != nil {
+		d.fail(n, path, "%s", err)
+		return 0, false
+	}
+	return size, true
+}
+
+// ParseSize reads a byte count: 1024, "64KiB", "1.5MB", "2 gib".
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(strings.ReplaceAll(s, "_", ""))
+	if strings.HasPrefix(s, "-") {
+		return 0, errors.New("size " + s + " must not be negative")
+	}
+	s = strings.TrimPrefix(s, "+")
+	end := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if end < 0 {
+		end = len(s)
+	}
+	num, unit := s[:end], strings.TrimSpace(s[end:])
+	if !isDecimal(num) {
+		return 0, errors.New("invalid size " + quote(s) + ": write a number of bytes, optionally with a unit, like 1024, 64KiB or 1.5MB")
+	}
+	mult, ok := sizeUnit(unit)
+	if !ok {
+		return 0, errors.New("invalid size " + quote(s) + ": unknown unit " + quote(unit) + " (use B, KB, KiB, MB, MiB, GB or GiB)")
+	}
+	// Exact rational arithmetic, so that 1.1MB is 1100000 and not off by a
+	// float rounding error.
+	r, _ := new(big.Rat).SetString(num)
+	r.Mul(r, new(big.Rat).SetInt64(mult))
+	if !r.IsInt() {
+		return 0, errors.New("size " + s + " is not a whole number of bytes")
+	}
+	if !r.Num().IsInt64() {
+		return 0, errors.New("size " + s + " is too large")
+	}
+	return Size(r.Num().Int64()), nil
+}
+
+// isDecimal accepts 12 and 1.5 but not "", ".5", "1." or "1.2.3".
+func isDecimal(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(p string) bool {
+		return p != "" && strings.Trim(p, "0123456789") == ""
+	}
+	return digits(whole) && (!dot || digits(frac))
+}
+
+func (d *decoder) url(n *yaml.Node, path string) (*url.URL, bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		d.mismatch(n, urlType, path)
+		return nil, false
+	}
+	if strings.TrimSpace(n.Value) == "" {
+		d.fail(n, path, "the URL is empty")
+		return nil, false
+	}
+	u, err := url.Parse(n.Value)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		hint := ""
+		if !strings.Contains(n.Value, "://") {
+			hint = " (is the scheme, like http://, missing?)"
+		}
+		d.fail(n, path, "invalid URL %s: %v%s", quote(n.Value), err, hint)
+		return nil, false
+	}
+	return u, true
+}
+
+func (d *decoder) regexp(n *yaml.Node, path string) (*regexp.Regexp, bool) {
+	s, ok := d.str(n, path)
+	if !ok {
+		return nil, false
+	}
+	re, err := compileRegexp(s)
+	if err != nil {
+		d.fail(n, path, "%s", err)
+		return nil, false
+	}
+	return re, true
+}
+
+// compileRegexp words the error for people: Go's message repeats the
+// pattern after "error parsing regexp:", which reads poorly after a path.
+func compileRegexp(s string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(s)
+	if err != nil {
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			msg := "invalid regular expression " + quote(s) + ": " + se.Code.String()
+			if se.Expr != "" && se.Expr != s {
+				msg += " at " + quote(se.Expr)
+			}
+			return nil, errors.New(msg)
+		}
+		return nil, errors.New("invalid regular expression " + quote(s) + ": " + err.Error())
+	}
+	return re, nil
+}
+
+// prefix accepts a bare address as the prefix holding only it, since
+// "trusted_proxies: [10.0.0.1]" is the natural way to write one proxy.
+func (d *decoder) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		d.mismatch(n, prefixType, path)
+		return netip.Prefix{}, false
+	}
+	p, err := ParsePrefix(n.Value)
+	if err != nil {
+		d.fail(n, path, "%s", err)
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+// ParsePrefix reads "10.0.0.0/8", "::1/128" or a bare address ("10.1.2.3"
+// is 10.1.2.3/32). Host bits are cleared: 10.1.2.3/8 is 10.0.0.0/8.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("invalid IP prefix " + quote(s) + ": write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, errors.New("invalid IP address " + quote(s) + ": write an address or a prefix, like 192.0.2.1 or 10.0.0.0/8")
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// quote quotes s for a message, shortening what would drown the message.
+func quote(s string) string {
+	if len(s) > 80 {
+		cut := 77
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,70 @@
+// Package exchange is the one request/response view shared by every protocol
+// engine (our HTTP/1.1 engine, HTTP/2 through x/net/http2). Engines fill a Request
+// and provide a ResponseWriter; the router and the proxy only ever see these.
+//
+// Byte slices in a Request point into the engine's connection buffer: they are
+// valid until the handler returns and must not be retained.
+package exchange
+
+import (
+	"io"
+	"net"
+	"net/netip"
+)
+
+// Request is one client request. It is reset and reused by the engine.
+type Request struct {
+	Method []byte
+	Path   []byte // raw (still percent-encoded) path of the request target
+	Query  []byte // raw query after '?', without it
+	// HasQuery tells "/a?" (empty query) from "/a".
+	HasQuery bool
+	Host     []byte // Host header (or authority), as sent
+	// ProtoMinor is the HTTP/1.x minor version; Proto2 marks HTTP/2.
+	ProtoMinor int
+	Proto2     bool
+	Header     Headers
+	// ContentLength is -1 when the length is unknown (chunked, HTTP/2 without it).
+	ContentLength int64
+	Body          io.Reader // never nil; reads EOF at once when there is no body
+	// Chunked is true when the body came with Transfer-Encoding: chunked.
+	Chunked bool
+	// Trailers are filled in by the engine once Body has returned io.EOF.
+	Trailers   *Headers
+	Expect100  bool   // Expect: 100-continue
+	Upgrade    []byte // Upgrade header value when Connection: upgrade asks for it
+	Close      bool   // the client asked to close (or HTTP/1.0 without keep-alive)
+	TLS        bool
+	RemoteAddr netip.AddrPort
+	LocalAddr  netip.AddrPort
+}
+
+// Reset clears r for reuse, keeping allocated capacity.
+func (r *Request) Reset() {
+	h := r.Header[:0]
+	*r = Request{Header: h}
+}
+
+// ResponseWriter is how a handler answers. Exactly one WriteHead (after any
+// number of Write1xx) precedes the body.
+type ResponseWriter interface {
+	// Write1xx sends an informational response (100 Continue, 103 Early Hints).
+	Write1xx(status int, h Headers) error
+	// WriteHead sends the status and headers. contentLength is the body length,
+	// or -1 when unknown (the engine then chooses chunked or close-delimited).
+	// Framing headers in h (Content-Length, Transfer-Encoding) are ignored.
+	WriteHead(status int, reason []byte, h Headers, contentLength int64) error
+	Write(p []byte) (int, error)
+	// Flush sends buffered bytes to the client now.
+	Flush() error
+	// Finish ends the body, sending trailers when the protocol can.
+	Finish(trailers Headers) error
+	// Hijack takes the raw connection over after a 101 response (HTTP/1.1 only);
+	// the reader returns bytes already buffered from the client first.
+	Hijack() (net.Conn, io.Reader, error)
+	// Abort breaks the response off so that the client sees it incomplete
+	// (the connection is closed; HTTP/2 resets the stream).
+	Abort()
+	// Written reports whether WriteHead has been called, and the body bytes since.
+	Written() (headSent bool, bodyBytes int64)
+}

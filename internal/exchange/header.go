@@ -1,0 +1,108 @@
+package exchange
+
+import "bytes"
+
+// Header is one header field as it came on the wire.
+type Header struct {
+	Name, Value []byte
+}
+
+// Headers keeps fields in order with duplicates, as HTTP/1.1 sends them: a
+// proxy must forward them that way, and a slice reuses its memory per request.
+type Headers []Header
+
+// Get returns the first value of name (case-insensitive), or nil.
+func (h Headers) Get(name string) []byte {
+	for i := range h {
+		if equalFoldString(h[i].Name, name) {
+			return h[i].Value
+		}
+	}
+	return nil
+}
+
+// Has reports whether name is present.
+func (h Headers) Has(name string) bool {
+	for i := range h {
+		if equalFoldString(h[i].Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Add appends a field.
+func (h *Headers) Add(name, value []byte) {
+	*h = append(*h, Header{Name: name, Value: value})
+}
+
+// Del removes every field called name.
+func (h *Headers) Del(name string) {
+	s := *h
+	j := 0
+	for i := range s {
+		if !equalFoldString(s[i].Name, name) {
+			s[j] = s[i]
+			j++
+		}
+	}
+	*h = s[:j]
+}
+
+// Set replaces every field called name with one.
+func (h *Headers) Set(name, value []byte) {
+	h.Del(string(name))
+	h.Add(name, value)
+}
+
+// EqualFold compares ASCII case-insensitively without allocating.
+func EqualFold(a []byte, b string) bool { return equalFoldString(a, b) }
+
+func equalFoldString(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x|0x20 != y|0x20 || (x|0x20) < 'a' || (x|0x20) > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// HasToken reports whether a comma-separated header value lists token
+// (case-insensitive), as in Connection: keep-alive, Upgrade.
+func HasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, nil
+		}
+		if equalFoldString(bytes.TrimSpace(item), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasTokenBytes is HasToken for a token held in bytes.
+func HasTokenBytes(v, token []byte) bool {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(item), token) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,323 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
+)
+
+// Response is a backend's response head, parsed in place.
+type Response struct {
+	ProtoMinor    int
+	Status        int
+	Reason        []byte
+	Header        exchange.Headers
+	ContentLength int64 // -1 when unknown (chunked or until close)
+	Chunked       bool
+	Close         bool
+}
+
+// Transport keeps alive connections to one backend address. Checkout is a
+// short critical section on this target's own lock: requests to different
+// targets never contend.
+type Transport struct {
+	Addr        string // host:port
+	DialTimeout time.Duration
+	IdleTimeout time.Duration
+	MaxIdle     int
+	MaxHeader   int
+
+	mu     sync.Mutex
+	idle   []*ClientConn
+	closed bool
+}
+
+// ClientConn is one connection to a backend, used by one exchange at a time.
+type ClientConn struct {
+	t        *Transport
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	head     []byte
+	Resp     Response
+	body     Body
+	Reused   bool
+	lastUsed time.Time
+	broken   bool
+}
+
+var errTransportClosed = errors.New("h1: transport closed")
+
+// Get returns an idle connection, or dials a new one.
+func (t *Transport) Get(ctx context.Context) (*ClientConn, error) {
+	now := time.Now()
+	t.mu.Lock()
+	for n := len(t.idle); n > 0; n = len(t.idle) {
+		cc := t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		if t.IdleTimeout > 0 && now.Sub(cc.lastUsed) > t.IdleTimeout {
+			t.mu.Unlock()
+			cc.nc.Close()
+			t.mu.Lock()
+			continue
+		}
+		t.mu.Unlock()
+		cc.Reused = true
+		return cc, nil
+	}
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return nil, errTransportClosed
+	}
+	return t.Dial(ctx)
+}
+
+// Dial opens a fresh connection.
+func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
+	d := net.Dialer{Timeout: t.DialTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return &ClientConn{
+		t:    t,
+		nc:   nc,
+		br:   bufio.NewReaderSize(nc, readBufSize),
+		bw:   bufio.NewWriterSize(nc, writeBufSize),
+		head: make([]byte, 0, 1024),
+	}, nil
+}
+
+// Release gives the connection back for reuse when its response was read to
+// the end and both sides allow keep-alive; otherwise it closes it.
+func (cc *ClientConn) Release() {
+	if cc.broken || cc.Resp.Close || !cc.body.Done() || cc.br.Buffered() > 0 {
+		cc.nc.Close()
+		return
+	}
+	t := cc.t
+	cc.lastUsed = time.Now()
+	t.mu.Lock()
+	if t.closed || len(t.idle) >= t.MaxIdle {
+		t.mu.Unlock()
+		cc.nc.Close()
+		return
+	}
+	t.idle = append(t.idle, cc)
+	t.mu.Unlock()
+}
+
+// Close closes the connection for good.
+func (cc *ClientConn) Close() { cc.broken = true; cc.nc.Close() }
+
+// CloseIdle closes every idle connection; with final, later Gets fail.
+func (t *Transport) CloseIdle(final bool) {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	if final {
+		t.closed = true
+	}
+	t.mu.Unlock()
+	for _, cc := range idle {
+		cc.nc.Close()
+	}
+}
+
+// Writer is where the request head and body go.
+func (cc *ClientConn) Writer() *bufio.Writer { return cc.bw }
+
+// Conn returns the raw connection and the reader holding bytes already
+// received, for tunnels after 101 Switching Protocols.
+func (cc *ClientConn) Conn() (net.Conn, io.Reader) { cc.broken = true; return cc.nc, cc.br }
+
+// RawConn is the socket, for splicing request bodies.
+func (cc *ClientConn) RawConn() net.Conn { return cc.nc }
+
+// WriteRequestLine starts a request; prefix (the target's base path) goes
+// in front of path.
+func (cc *ClientConn) WriteRequestLine(method, prefix, path, query []byte, hasQuery bool) {
+	bw := cc.bw
+	bw.Write(method)
+	bw.WriteByte(' ')
+	if len(prefix) > 0 {
+		bw.Write(prefix)
+		if prefix[len(prefix)-1] == '/' && len(path) > 0 && path[0] == '/' {
+			path = path[1:]
+		}
+	}
+	bw.Write(path)
+	if hasQuery {
+		bw.WriteByte('?')
+		bw.Write(query)
+	}
+	bw.WriteString(" HTTP/1.1\r\n")
+}
+
+// WriteField writes one header field.
+func (cc *ClientConn) WriteField(name, value []byte) {
+	bw := cc.bw
+	bw.Write(name)
+	bw.WriteString(": ")
+	bw.Write(value)
+	bw.WriteString("\r\n")
+}
+
+// EndHead writes the framing of the body (-1: chunked) and the empty line.
+func (cc *ClientConn) EndHead(contentLength int64) {
+	switch {
+	case contentLength > 0:
+		writeContentLength(cc.bw, contentLength)
+	case contentLength < 0:
+		cc.bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	cc.bw.WriteString("\r\n")
+}
+
+// WriteChunk and WriteLastChunk frame a request body of unknown length.
+func (cc *ClientConn) WriteChunk(p []byte) error { return writeChunk(cc.bw, p) }
+func (cc *ClientConn) WriteLastChunk(trailers exchange.Headers) error {
+	return writeLastChunk(cc.bw, trailers)
+}
+
+// SetReadDeadline bounds the wait for the response head.
+func (cc *ClientConn) SetReadDeadline(t time.Time) { cc.nc.SetReadDeadline(t) }
+
+// ReadResponse reads the response head and prepares Body(). Interim 1xx
+// responses other than 101 are returned too; call again for the final one.
+func (cc *ClientConn) ReadResponse(headRequest bool) (*Response, error) {
+	head, err := ReadHead(cc.br, cc.head, cc.t.MaxHeader)
+	cc.head = head[:0]
+	if err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && len(head) == 0 {
+			// Nothing arrived: the caller may decide to wait again.
+			return nil, err
+		}
+		cc.broken = true
+		if _, ok := IsHeadError(err); ok {
+			return nil, errRespHeadTooLarge
+		}
+		return nil, err
+	}
+	r := &cc.Resp
+	if err := parseResponse(head, r); err != nil {
+		cc.broken = true
+		return nil, err
+	}
+	switch {
+	case r.Status < 200 || r.Status == 204 || r.Status == 304 || headRequest:
+		cc.body.reset(cc.br, bodyNone, 0, 0, 0)
+		if r.Status == 101 {
+			cc.broken = true
+		}
+	case r.Chunked:
+		cc.body.reset(cc.br, bodyChunked, 0, 0, cc.t.MaxHeader)
+	case r.ContentLength >= 0:
+		cc.body.reset(cc.br, bodyFixed, r.ContentLength, 0, 0)
+		cc.body.raw = cc.nc
+	default:
+		cc.body.reset(cc.br, bodyUntilClose, 0, 0, 0)
+		r.Close = true
+	}
+	return r, nil
+}
+
+// Body is the current response's body.
+func (cc *ClientConn) Body() *Body { return &cc.body }
+
+// BufferedReader is the reader the body comes from (for splicing: once its
+// buffered bytes are copied, the rest can come straight off the socket).
+func (cc *ClientConn) BufferedReader() *bufio.Reader { return cc.br }
+
+func parseResponse(head []byte, r *Response) error {
+	hdr := r.Header[:0]
+	*r = Response{Header: hdr, ContentLength: -1}
+	line, rest := nextLine(head)
+	// "HTTP/1.1 200 OK"; the reason may be empty, and the space before it
+	// missing, which some servers do.
+	if len(line) < 12 || line[8] != ' ' {
+		return errBadStatus
+	}
+	minor, err := parseVersion(line[:8])
+	if err != nil {
+		return errBadStatus
+	}
+	code := line[9:12]
+	if code[0] < '1' || code[0] > '5' || code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9' {
+		return errBadStatus
+	}
+	r.ProtoMinor = minor
+	r.Status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
+	if len(line) > 12 {
+		if line[12] != ' ' || !validValue(line[13:]) {
+			return errBadStatus
+		}
+		r.Reason = line[13:]
+	}
+	var clSeen, teSeen, keepAlive, connClose bool
+	for len(rest) > 2 {
+		var f []byte
+		f, rest = nextLine(rest)
+		name, value, err := splitField(f)
+		if err != nil {
+			return &Error{502, "malformed response header"}
+		}
+		r.Header = append(r.Header, exchange.Header{Name: name, Value: value})
+		switch {
+		case len(name) == 14 && exchange.EqualFold(name, "content-length"):
+			n, ok := parseDecimal(value)
+			if !ok || clSeen && n != r.ContentLength {
+				return &Error{502, "invalid Content-Length in response"}
+			}
+			clSeen, r.ContentLength = true, n
+		case len(name) == 17 && exchange.EqualFold(name, "transfer-encoding"):
+			teSeen = true
+			r.Chunked = lastCodingIsChunked(value)
+		case len(name) == 10 && exchange.EqualFold(name, "connection"):
+			connClose = connClose || exchange.HasToken(value, "close")
+			keepAlive = keepAlive || exchange.HasToken(value, "keep-alive")
+		}
+	}
+	if teSeen {
+		if clSeen {
+			// RFC 9112 §6.3: a sign of response splitting; never trust it.
+			return &Error{502, "response has both Content-Length and Transfer-Encoding"}
+		}
+		r.ContentLength = -1
+		if !r.Chunked {
+			r.Close = true // read until close
+		}
+	}
+	r.Close = r.Close || connClose || minor == 0 && !keepAlive
+	return nil
+}
+
+func lastCodingIsChunked(v []byte) bool {
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return exchange.EqualFold(trimOWS(v), "chunked")
+}
+
+// IsUnexpectedClose reports a connection closed before a response began:
+// on a reused connection this is the backend's idle close racing our request.
+func IsUnexpectedClose(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnReset(err)
+}
+
+func isConnReset(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op == "read" || oe.Op == "write"
+	}
+	return false
+}

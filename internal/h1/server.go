@@ -1,0 +1,274 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
+)
+
+// Handler answers one exchange.
+type Handler interface {
+	ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
+}
+
+// Limits bound what one client may send; they may change on reload, so the
+// server reads them per request.
+type Limits struct {
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	MaxBodyBytes      int64 // 0: unlimited
+}
+
+// Server runs the HTTP/1.1 connection loop.
+type Server struct {
+	Handler Handler
+	Limits  func() *Limits
+	// H2C, when set, takes connections that open with the HTTP/2 preface.
+	H2C func(c net.Conn, buffered io.Reader)
+	Log *slog.Logger
+	// TLS marks connections as HTTPS for the exchange.
+	TLS bool
+}
+
+const readBufSize = 8 << 10
+const writeBufSize = 8 << 10
+
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	head []byte
+	req  exchange.Request
+	body Body
+	rw   responseWriter
+
+	remote, local netip.AddrPort
+}
+
+var connPool = sync.Pool{New: func() any {
+	c := &conn{
+		br:   bufio.NewReaderSize(nil, readBufSize),
+		bw:   bufio.NewWriterSize(nil, writeBufSize),
+		head: make([]byte, 0, 1024),
+	}
+	c.rw.c = c
+	return c
+}}
+
+// ConnState lets the owner of a connection close it when it is idle (for
+// graceful shutdown) and tell when it has gone.
+type ConnState struct {
+	idle     atomic.Bool
+	draining atomic.Bool
+}
+
+// Drain asks the connection to close after the current response; it returns
+// true if the connection was idle (the caller may close it right away).
+func (s *ConnState) Drain() bool {
+	s.draining.Store(true)
+	return s.idle.Load()
+}
+
+// ServeConn serves HTTP/1.1 on nc until the client or a limit closes it.
+// It closes nc unless the connection was handed over (upgrade, h2c).
+func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
+	c := connPool.Get().(*conn)
+	c.srv, c.nc = s, nc
+	c.br.Reset(nc)
+	c.bw.Reset(nc)
+	c.remote = addrPort(nc.RemoteAddr())
+	c.local = addrPort(nc.LocalAddr())
+	handedOver := c.serve(st)
+	if !handedOver {
+		nc.Close()
+	}
+	c.srv, c.nc = nil, nil
+	c.br.Reset(nil)
+	c.bw.Reset(nil)
+	c.req.Reset()
+	c.rw.hijacked = false
+	if cap(c.head) <= 64<<10 {
+		connPool.Put(c)
+	}
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+func (c *conn) serve(st *ConnState) (handedOver bool) {
+	s := c.srv
+	first := true
+	for {
+		lim := s.Limits()
+		st.idle.Store(true)
+		if st.draining.Load() {
+			return false
+		}
+		c.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+		st.idle.Store(false)
+		if first && s.H2C != nil {
+			if p, _ := c.br.Peek(len(h2Preface)); bytes.Equal(p, h2Preface) {
+				c.nc.SetReadDeadline(time.Time{})
+				s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p[:c.br.Buffered()]...)), c.nc))
+				return true
+			}
+		}
+		first = false
+		c.nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+		head, err := ReadHead(c.br, c.head, lim.MaxHeaderBytes)
+		c.head = head[:0]
+		if err != nil {
+			c.refuse(err)
+			return false
+		}
+		if err := ParseRequest(head, &c.req); err != nil {
+			c.refuse(err)
+			return false
+		}
+		c.nc.SetReadDeadline(time.Time{})
+		if !c.prepareBody(lim) {
+			return false
+		}
+		if st.draining.Load() {
+			c.req.Close = true
+		}
+		c.serveOne()
+		if c.rw.hijacked {
+			return true
+		}
+		if !c.finishRequest() {
+			return false
+		}
+	}
+}
+
+// prepareBody sets the request body up, refusing one over the limit at once.
+func (c *conn) prepareBody(lim *Limits) bool {
+	r := &c.req
+	r.RemoteAddr, r.LocalAddr, r.TLS = c.remote, c.local, c.srv.TLS
+	switch {
+	case r.Chunked:
+		c.body.reset(c.br, bodyChunked, 0, lim.MaxBodyBytes, lim.MaxHeaderBytes)
+	case r.ContentLength > 0:
+		if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
+			c.refuse(ErrBodyTooLarge)
+			return false
+		}
+		c.body.reset(c.br, bodyFixed, r.ContentLength, 0, 0)
+		c.body.raw = c.nc
+	default:
+		c.body.reset(c.br, bodyNone, 0, 0, 0)
+	}
+	r.Body = &c.body
+	r.Trailers = &c.body.Trailers
+	c.rw.reset(r)
+	return true
+}
+
+// serveOne runs the handler, turning a panic into a 500 (or a closed
+// connection once the head is out) so that one bad request cannot stop the server.
+func (c *conn) serveOne() {
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.Log.Error("panic serving request", "panic", p, "stack", string(debug.Stack()))
+			c.rw.closeAfter = true
+			if !c.rw.headSent && !c.rw.hijacked {
+				c.writeError(500, "500 Internal Server Error\n")
+			}
+		}
+	}()
+	c.srv.Handler.ServeExchange(&c.req, &c.rw)
+	if !c.rw.headSent && !c.rw.hijacked {
+		c.writeError(500, "500 Internal Server Error\n")
+	}
+}
+
+// finishRequest ends the response and decides whether the connection can
+// carry another request.
+func (c *conn) finishRequest() bool {
+	rw := &c.rw
+	if !rw.finished {
+		if err := rw.Finish(nil); err != nil {
+			return false
+		}
+	}
+	if rw.closeAfter || c.req.Close || rw.writeErr != nil {
+		c.bw.Flush()
+		return false
+	}
+	if !c.body.Done() {
+		// An unread body must be skipped before the next request; a client that
+		// waits for 100 Continue never sends it, so that connection is closed.
+		if c.req.Expect100 && !rw.sent100 || !c.drainBody() {
+			c.bw.Flush()
+			return false
+		}
+	}
+	if c.br.Buffered() == 0 {
+		if c.bw.Flush() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+const maxDrain = 256 << 10
+
+func (c *conn) drainBody() bool {
+	c.body.beforeRead = nil
+	n, err := io.Copy(io.Discard, io.LimitReader(&c.body, maxDrain))
+	_ = n
+	return err == nil && c.body.Done()
+}
+
+// refuse answers a message the parser rejected and ends the connection.
+func (c *conn) refuse(err error) {
+	if e, ok := IsHeadError(err); ok {
+		c.writeError(e.Status, statusLine(e.Status))
+		c.bw.Flush()
+		return
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.writeError(408, statusLine(408))
+		c.bw.Flush()
+	}
+}
+
+// writeError writes a complete short plain-text response.
+func (c *conn) writeError(status int, body string) {
+	c.rw.closeAfter = true
+	WriteSimple(c.bw, status, body, true)
+}
+
+// WriteSimple writes a whole small text/plain response.
+func WriteSimple(bw *bufio.Writer, status int, body string, close bool) {
+	writeStatusLine(bw, 1, status, nil)
+	bw.WriteString("Server: gatehouse\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
+	if close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	writeContentLength(bw, int64(len(body)))
+	bw.WriteString("\r\n")
+	bw.WriteString(body)
+}

@@ -1,0 +1,260 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
+)
+
+var (
+	errHeadTwice  = errors.New("h1: response head written twice")
+	errBodyTooBig = errors.New("h1: response body longer than its Content-Length")
+	errShortBody  = errors.New("h1: response body shorter than its Content-Length")
+)
+
+// responseWriter is the HTTP/1.1 exchange.ResponseWriter of one connection.
+type responseWriter struct {
+	c          *conn
+	req        *exchange.Request
+	headSent   bool
+	sent100    bool
+	finished   bool
+	hijacked   bool
+	chunked    bool
+	noBody     bool
+	closeAfter bool
+	remaining  int64 // of a fixed-length body; -1 otherwise
+	bodyBytes  int64
+	writeErr   error
+}
+
+func (w *responseWriter) reset(req *exchange.Request) {
+	*w = responseWriter{c: w.c, req: req, remaining: -1}
+}
+
+func (w *responseWriter) Written() (bool, int64) { return w.headSent, w.bodyBytes }
+
+func (w *responseWriter) Write1xx(status int, h exchange.Headers) error {
+	if w.headSent || w.req.ProtoMinor == 0 {
+		return nil
+	}
+	if status == 100 {
+		w.sent100 = true
+	}
+	bw := w.c.bw
+	writeStatusLine(bw, 1, status, nil)
+	writeFields(bw, h)
+	bw.WriteString("\r\n")
+	return w.setErr(bw.Flush())
+}
+
+func (w *responseWriter) WriteHead(status int, reason []byte, h exchange.Headers, contentLength int64) error {
+	if w.headSent {
+		return errHeadTwice
+	}
+	w.headSent = true
+	bw := w.c.bw
+	minor := 1
+	writeStatusLine(bw, minor, status, reason)
+	bw.WriteString("Server: gatehouse\r\n")
+	for i := range h {
+		n := h[i].Name
+		if isFramingField(n) {
+			continue
+		}
+		bw.Write(n)
+		bw.WriteString(": ")
+		bw.Write(h[i].Value)
+		bw.WriteString("\r\n")
+	}
+	isHead := string(w.req.Method) == "HEAD"
+	switch {
+	case status == 101:
+		// The tunnel's framing belongs to the upgraded protocol.
+		w.noBody = true
+	case status == 204 || status == 304 || status < 200:
+		w.noBody = true
+		if status == 304 && contentLength >= 0 {
+			writeContentLength(bw, contentLength)
+		}
+	case isHead:
+		w.noBody = true
+		if contentLength >= 0 {
+			writeContentLength(bw, contentLength)
+		}
+	case contentLength >= 0:
+		w.remaining = contentLength
+		writeContentLength(bw, contentLength)
+	case w.req.ProtoMinor >= 1:
+		w.chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	default:
+		// HTTP/1.0 client and unknown length: the end of the body is the close.
+		w.closeAfter = true
+	}
+	if w.req.Close || w.closeAfter {
+		w.closeAfter = true
+		bw.WriteString("Connection: close\r\n")
+	} else if w.req.ProtoMinor == 0 {
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	return w.setErr(err)
+}
+
+func (w *responseWriter) setErr(err error) error {
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+	return err
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.writeErr != nil {
+		return 0, w.writeErr
+	}
+	if !w.headSent {
+		return 0, errors.New("h1: body written before head")
+	}
+	if w.noBody {
+		w.bodyBytes += int64(len(p))
+		return len(p), nil
+	}
+	bw := w.c.bw
+	switch {
+	case w.chunked:
+		if err := writeChunk(bw, p); err != nil {
+			return 0, w.setErr(err)
+		}
+	case w.remaining >= 0:
+		if int64(len(p)) > w.remaining {
+			w.closeAfter = true
+			return 0, w.setErr(errBodyTooBig)
+		}
+		if _, err := bw.Write(p); err != nil {
+			return 0, w.setErr(err)
+		}
+		w.remaining -= int64(len(p))
+	default:
+		if _, err := bw.Write(p); err != nil {
+			return 0, w.setErr(err)
+		}
+	}
+	w.bodyBytes += int64(len(p))
+	return len(p), nil
+}
+
+// ReadFrom copies a fixed-length body straight between sockets (splice on
+// Linux) once bufio's bytes are out, which is what makes large bodies cheap.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	tc, ok := w.c.nc.(*net.TCPConn)
+	if !ok || w.chunked || w.noBody || w.remaining < 0 || w.writeErr != nil {
+		return io.Copy(writerOnly{w}, src)
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return 0, w.setErr(err)
+	}
+	n, err := tc.ReadFrom(io.LimitReader(src, w.remaining))
+	w.remaining -= n
+	w.bodyBytes += n
+	if err != nil {
+		w.setErr(err)
+	}
+	return n, err
+}
+
+type writerOnly struct{ io.Writer }
+
+var errAborted = errors.New("h1: response aborted")
+
+func (w *responseWriter) Abort() {
+	w.closeAfter = true
+	w.c.bw.Flush()
+	w.setErr(errAborted)
+}
+
+func (w *responseWriter) Flush() error {
+	if w.writeErr != nil {
+		return w.writeErr
+	}
+	return w.setErr(w.c.bw.Flush())
+}
+
+func (w *responseWriter) Finish(trailers exchange.Headers) error {
+	if w.finished {
+		return w.writeErr
+	}
+	w.finished = true
+	if w.writeErr != nil {
+		return w.writeErr
+	}
+	switch {
+	case w.noBody:
+	case w.chunked:
+		return w.setErr(writeLastChunk(w.c.bw, trailers))
+	case w.remaining > 0:
+		w.closeAfter = true
+		return w.setErr(errShortBody)
+	}
+	return nil
+}
+
+func (w *responseWriter) Hijack() (net.Conn, io.Reader, error) {
+	if w.hijacked {
+		return nil, nil, errors.New("h1: connection already hijacked")
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	return w.c.nc, w.c.br, nil
+}
+
+// isFramingField lists the fields the engine writes itself.
+func isFramingField(n []byte) bool {
+	switch len(n) {
+	case 6:
+		return exchange.EqualFold(n, "server")
+	case 10:
+		return exchange.EqualFold(n, "connection")
+	case 14:
+		return exchange.EqualFold(n, "content-length")
+	case 17:
+		return exchange.EqualFold(n, "transfer-encoding")
+	}
+	return false
+}
+
+func writeStatusLine(bw *bufio.Writer, minor, status int, reason []byte) {
+	if minor == 0 {
+		bw.WriteString("HTTP/1.0 ")
+	} else {
+		bw.WriteString("HTTP/1.1 ")
+	}
+	var b [8]byte
+	bw.Write(strconv.AppendInt(b[:0], int64(status), 10))
+	bw.WriteByte(' ')
+	if len(reason) > 0 {
+		bw.Write(reason)
+	} else {
+		bw.WriteString(http.StatusText(status))
+	}
+	bw.WriteString("\r\n")
+}
+
+func writeContentLength(bw *bufio.Writer, n int64) {
+	var b [24]byte
+	bw.WriteString("Content-Length: ")
+	bw.Write(strconv.AppendInt(b[:0], n, 10))
+	bw.WriteString("\r\n")
+}
+
+// statusLine is the short body of an engine-made error: "400 Bad Request\n".
+func statusLine(status int) string {
+	return strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+}

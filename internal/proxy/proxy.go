@@ -1,0 +1,291 @@
+// Package proxy forwards an exchange to a backend over gatehouse's HTTP/1.1
+// client: header rewriting, streaming in both directions, 100-continue,
+// trailers, protocol upgrades, and error answers that reveal nothing inside.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
+	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/route"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
+)
+
+// Forwarder forwards requests; one is built per config snapshot.
+type Forwarder struct {
+	TrustedProxies []netip.Prefix
+	Log            *slog.Logger
+}
+
+// Result tells the access log what happened.
+type Result struct {
+	Target *upstream.Target
+	Status int
+}
+
+// expectContinueWait is how long a backend may take to answer
+// "Expect: 100-continue" before the body is sent anyway (RFC 9110 §10.1.1).
+const expectContinueWait = time.Second
+
+// spliceMin is the body size above which bytes go socket to socket.
+const spliceMin = 64 << 10
+
+type state struct {
+	out exchange.Headers
+	ct  connTokens
+	buf []byte
+}
+
+var statePool = sync.Pool{New: func() any {
+	return &state{out: make(exchange.Headers, 0, 32), buf: make([]byte, 32<<10)}
+}}
+
+// Trusted reports whether the client's forwarding fields may be believed.
+func (f *Forwarder) Trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range f.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+var errNoTarget = errors.New("no target available")
+
+// Forward sends req to a target of pool and relays the answer to w.
+func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, res *Result) {
+	t := pool.Select(req)
+	if t == nil {
+		res.Status = WriteError(w, 503)
+		return
+	}
+	res.Target = t
+	t.InFlight.Add(1)
+	defer t.InFlight.Add(-1)
+
+	st := statePool.Get().(*state)
+	defer statePool.Put(st)
+
+	trusted := f.Trusted(req.RemoteAddr.Addr())
+	cc, err := t.Transport.Get(ctx)
+	if err != nil {
+		f.Log.Warn("backend connect failed", "upstream", pool.Name, "target", t.Addr, "err", err)
+		res.Status = WriteError(w, statusForError(err))
+		return
+	}
+	hasBody := req.ContentLength != 0
+	var resp *h1.Response
+	var sent *bodySend
+	for attempt := 0; ; attempt++ {
+		writeRequestHead(cc, req, r, pool, t, trusted, &st.ct)
+		cc.EndHead(req.ContentLength)
+		resp, sent, err = f.exchange(cc, req, w, pool, st.buf, hasBody)
+		// A reused connection the backend closed while idle fails before any
+		// byte of a response: that request was never seen, so a bodyless one
+		// goes again on a new connection.
+		if err != nil && cc.Reused && !hasBody && attempt == 0 && h1.IsUnexpectedClose(err) {
+			cc.Close()
+			if cc, err = t.Transport.Dial(ctx); err != nil {
+				break
+			}
+			continue
+		}
+		break
+	}
+	if err != nil {
+		if cc != nil {
+			cc.Close()
+		}
+		if sent != nil {
+			sent.wait()
+			if e, ok := h1.IsHeadError(sent.err); ok && e.Status == 413 || isClientBodyError(sent.err) {
+				res.Status = WriteError(w, clientBodyStatus(sent.err))
+				return
+			}
+		}
+		f.Log.Warn("backend exchange failed", "upstream", pool.Name, "target", t.Addr, "err", err)
+		res.Status = WriteError(w, statusForError(err))
+		return
+	}
+	res.Status = resp.Status
+	f.relay(req, w, r, cc, resp, st)
+	if sent != nil {
+		if !sent.finished() {
+			// The backend answered without reading the whole body: stop sending.
+			cc.Close()
+		}
+		sent.wait()
+		if sent.err != nil {
+			cc.Close()
+		}
+	}
+	cc.Release()
+}
+
+// exchange writes the request (body included) and reads the final response head.
+func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchange.ResponseWriter, pool *upstream.Pool, buf []byte, hasBody bool) (*h1.Response, *bodySend, error) {
+	isHead := string(req.Method) == "HEAD"
+	if err := cc.Writer().Flush(); err != nil {
+		return nil, nil, err
+	}
+	if !hasBody {
+		cc.SetReadDeadline(time.Now().Add(pool.ResponseHeaderTimeout))
+		resp, err := readFinal(cc, isHead)
+		cc.SetReadDeadline(time.Time{})
+		return resp, nil, err
+	}
+	if req.Expect100 {
+		cc.SetReadDeadline(time.Now().Add(expectContinueWait))
+		resp, err := cc.ReadResponse(isHead)
+		cc.SetReadDeadline(time.Time{})
+		switch {
+		case err == nil && resp.Status == 100:
+		case err == nil && resp.Status >= 200:
+			// Refused before the body: the client need not send it.
+			cc.Close()
+			return resp, nil, nil
+		case err == nil:
+			// Another interim answer: send the body and read on.
+		case isTimeout(err):
+			// A backend that ignores Expect: the client may send the body now.
+		default:
+			return nil, nil, err
+		}
+		if err := w.Write1xx(100, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	s := startBody(cc, req, pool.ResponseHeaderTimeout)
+	resp, err := readFinal(cc, isHead)
+	s.headArrived()
+	return resp, s, err
+}
+
+// readFinal reads past interim responses (other than 101) to the final one.
+func readFinal(cc *h1.ClientConn, isHead bool) (*h1.Response, error) {
+	for {
+		resp, err := cc.ReadResponse(isHead)
+		if err != nil || resp.Status >= 200 || resp.Status == 101 {
+			return resp, err
+		}
+	}
+}
+
+// relay sends the response head and streams the body to the client.
+func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, cc *h1.ClientConn, resp *h1.Response, st *state) {
+	upgrade := resp.Status == 101
+	if upgrade && req.Upgrade == nil {
+		cc.Close()
+		WriteError(w, 502)
+		return
+	}
+	st.out = responseFields(st.out[:0], resp, r, &st.ct, upgrade)
+	if err := w.WriteHead(resp.Status, resp.Reason, st.out, resp.ContentLength); err != nil {
+		cc.Close()
+		return
+	}
+	if upgrade {
+		tunnel(w, cc)
+		return
+	}
+	body := cc.Body()
+	if body.CanSplice(spliceMin) {
+		if rf, ok := w.(io.ReaderFrom); ok {
+			if _, err := body.SpliceTo(w, rf); err != nil {
+				cc.Close()
+				w.Abort()
+			}
+			finish(w, cc, body)
+			return
+		}
+	}
+	br := cc.BufferedReader()
+	for {
+		n, err := body.Read(st.buf)
+		if n > 0 {
+			if _, werr := w.Write(st.buf[:n]); werr != nil {
+				cc.Close()
+				return
+			}
+			// Stream: whatever the backend sent is passed on before waiting
+			// for more, so events and long polls are never held back.
+			if br.Buffered() == 0 {
+				if w.Flush() != nil {
+					cc.Close()
+					return
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// The backend broke off mid-body: the client must see a broken
+			// message, not a complete short one.
+			cc.Close()
+			w.Abort()
+			return
+		}
+	}
+	finish(w, cc, body)
+}
+
+func finish(w exchange.ResponseWriter, cc *h1.ClientConn, body *h1.Body) {
+	if err := w.Finish(body.Trailers); err != nil {
+		cc.Close()
+	}
+}
+
+// tunnel joins client and backend after 101 Switching Protocols.
+func tunnel(w exchange.ResponseWriter, cc *h1.ClientConn) {
+	up, upr := cc.Conn()
+	client, clientr, err := w.Hijack()
+	if err != nil {
+		up.Close()
+		return
+	}
+	done := make(chan struct{}, 2)
+	pipe := func(dst net.Conn, src io.Reader) {
+		io.Copy(dst, src)
+		if tc, ok := dst.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go pipe(up, clientr)
+	go pipe(client, upr)
+	<-done
+	// One side finished: give the other a moment to drain, then end both.
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	client.Close()
+	up.Close()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// statusForError maps a backend failure to what the client is told.
+func statusForError(err error) int {
+	switch {
+	case isTimeout(err):
+		return 504
+	default:
+		return 502
+	}
+}

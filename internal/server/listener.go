@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/h2"
+)
+
+// listener is one open address and the connections it accepted.
+type listener struct {
+	addr string
+	h2c  bool
+	ln   net.Listener
+	srv  atomic.Pointer[h1.Server]
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+	wg    sync.WaitGroup
+}
+
+type trackedConn struct {
+	nc    net.Conn
+	state h1.ConnState
+}
+
+func (s *Server) newListener(lc config.Listener) (*listener, error) {
+	ln, err := net.Listen("tcp", lc.Addr)
+	if err != nil {
+		return nil, err
+	}
+	l := &listener{addr: lc.Addr, h2c: lc.H2C, ln: ln, conns: map[*trackedConn]struct{}{}}
+	l.setH2C(s, lc.H2C)
+	go l.accept(s)
+	s.log.Info("listening", "addr", ln.Addr().String(), "h2c", lc.H2C)
+	return l, nil
+}
+
+func (l *listener) accept(s *Server) {
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Error("accept failed", "addr", l.addr, "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		tcn := &trackedConn{nc: nc}
+		l.mu.Lock()
+		l.conns[tcn] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer func() {
+				l.mu.Lock()
+				delete(l.conns, tcn)
+				l.mu.Unlock()
+				l.wg.Done()
+			}()
+			l.srv.Load().ServeConn(nc, &tcn.state)
+		}()
+	}
+}
+
+func (l *listener) stopAccepting() { l.ln.Close() }
+
+// drain closes idle connections now and busy ones after their response;
+// what is still open when ctx ends is closed.
+func (l *listener) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l.mu.Lock()
+		for c := range l.conns {
+			if c.state.Drain() {
+				c.nc.Close()
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			l.mu.Lock()
+			for c := range l.conns {
+				c.nc.Close()
+			}
+			l.mu.Unlock()
+			<-done
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// openNewListeners opens the addresses cfg has and we do not.
+func (s *Server) openNewListeners(cfg *config.Config) error {
+	var opened []*listener
+	for _, lc := range cfg.Listeners {
+		if cur, ok := s.listeners[lc.Addr]; ok && cur.h2c == lc.H2C {
+			continue
+		}
+		if cur, ok := s.listeners[lc.Addr]; ok {
+			// Same address, new protocol settings: switch in place.
+			cur.setH2C(s, lc.H2C)
+			continue
+		}
+		l, err := s.newListener(lc)
+		if err != nil {
+			for _, o := range opened {
+				o.stopAccepting()
+			}
+			return err
+		}
+		opened = append(opened, l)
+	}
+	for _, l := range opened {
+		s.listeners[l.addr] = l
+	}
+	return nil
+}
+
+func (l *listener) setH2C(s *Server, on bool) {
+	l.h2c = on
+	srv := &h1.Server{
+		Handler: s,
+		Limits:  func() *h1.Limits { return &s.snap.Load().Limits },
+		Log:     s.log,
+	}
+	if on {
+		srv.H2C = h2.New(s, false).ServeConn
+	}
+	l.srv.Store(srv)
+}
+
+// closeRemovedListeners stops addresses cfg no longer has, letting their
+// connections finish what they are doing.
+func (s *Server) closeRemovedListeners(cfg *config.Config) {
+	keep := map[string]bool{}
+	for _, lc := range cfg.Listeners {
+		keep[lc.Addr] = true
+	}
+	for addr, l := range s.listeners {
+		if keep[addr] {
+			continue
+		}
+		delete(s.listeners, addr)
+		l.stopAccepting()
+		s.log.Info("listener closed", "addr", addr)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.snap.Load().Config.ShutdownTimeout)
+			defer cancel()
+			l.drain(ctx)
+		}()
+	}
+}
+
+func (s *Server) syncListeners(cfg *config.Config) error {
+	return s.openNewListeners(cfg)
+}
+
+func (s *Server) closeListeners(m map[string]*listener) {
+	for _, l := range m {
+		l.stopAccepting()
+	}
+}

@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/observe"
+)
+
+// Server is one running gatehouse.
+type Server struct {
+	log       *slog.Logger
+	snap      atomic.Pointer[Snapshot]
+	accessLog atomic.Pointer[observe.AccessLog]
+
+	// Loader re-reads the configuration for a reload.
+	Loader func() (*config.Config, error)
+
+	mu           sync.Mutex // serialises reloads and shutdown
+	listeners    map[string]*listener
+	transports   map[string]*h1.Transport
+	admin        *adminServer
+	accessOut    string
+	reloads      atomic.Int64
+	lastReload   atomic.Pointer[reloadStatus]
+	startedAt    time.Time
+	shuttingDown bool
+}
+
+type reloadStatus struct {
+	At     time.Time
+	OK     bool
+	Errors []string
+}
+
+// New builds a server for cfg without opening anything yet.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{log: log, listeners: map[string]*listener{}, startedAt: time.Now()}
+	snap, used, err := buildSnapshot(cfg, nil, log)
+	if err != nil {
+		return nil, err
+	}
+	s.transports = used
+	s.snap.Store(snap)
+	return s, nil
+}
+
+// Start opens the listeners and the admin endpoint of the current config.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := s.snap.Load().Config
+	if err := s.applyAccessLog(cfg); err != nil {
+		return err
+	}
+	if err := s.syncListeners(cfg); err != nil {
+		s.closeListeners(s.listeners)
+		return err
+	}
+	if err := s.syncAdmin(cfg); err != nil {
+		s.closeListeners(s.listeners)
+		return err
+	}
+	return nil
+}
+
+// Snapshot returns the configuration being served.
+func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Reload loads the configuration again and swaps it in; an invalid one is
+// refused and the running one keeps serving.
+func (s *Server) Reload() error {
+	cfg, err := s.Loader()
+	if err != nil {
+		s.recordReload(err)
+		s.log.Error("reload rejected: configuration invalid; keeping the running one", "errors", errorLines(err))
+		return err
+	}
+	return s.Apply(cfg)
+}
+
+// Apply swaps in cfg.
+func (s *Server) Apply(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return errors.New("shutting down")
+	}
+	snap, used, err := buildSnapshot(cfg, s.transports, s.log)
+	if err == nil {
+		err = s.applyAccessLog(cfg)
+	}
+	if err == nil {
+		// Listeners first: if a new address cannot be opened, nothing changes.
+		err = s.openNewListeners(cfg)
+	}
+	if err != nil {
+		s.recordReload(err)
+		s.log.Error("reload rejected; keeping the running configuration", "err", err)
+		return err
+	}
+	old := s.transports
+	s.transports = used
+	s.snap.Store(snap)
+	s.closeRemovedListeners(cfg)
+	if err := s.syncAdmin(cfg); err != nil {
+		s.log.Error("admin listener not moved", "err", err)
+	}
+	for k, tr := range old {
+		if used[k] != tr {
+			tr.CloseIdle(true)
+		}
+	}
+	s.reloads.Add(1)
+	s.recordReload(nil)
+	s.log.Info("configuration reloaded", "file", cfg.File, "hash", cfg.Hash)
+	return nil
+}
+
+func (s *Server) recordReload(err error) {
+	st := &reloadStatus{At: time.Now(), OK: err == nil}
+	if err != nil {
+		st.Errors = errorLines(err)
+	}
+	s.lastReload.Store(st)
+}
+
+// errorLines splits a config error into its lines (one per problem).
+func errorLines(err error) []string {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		out := make([]string, len(errs))
+		for i, e := range errs {
+			out[i] = e.Error()
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func (s *Server) applyAccessLog(cfg *config.Config) error {
+	out := ""
+	if cfg.AccessLog.Enabled {
+		out = cfg.AccessLog.Output
+		if out == "" {
+			out = "stderr"
+		}
+	}
+	if out == s.accessOut {
+		return nil
+	}
+	var al *observe.AccessLog
+	if out != "" {
+		var err error
+		if al, err = observe.OpenAccessLog(out); err != nil {
+			return fmt.Errorf("access_log.output: %w", err)
+		}
+	}
+	prev := s.accessLog.Swap(al)
+	s.accessOut = out
+	if prev != nil {
+		// Requests still holding it finish writing within a moment.
+		time.AfterFunc(5*time.Second, prev.Close)
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.shuttingDown = true
+	ls := s.listeners
+	s.listeners = map[string]*listener{}
+	admin := s.admin
+	s.admin = nil
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.stopAccepting()
+	}
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.drain(ctx) }()
+	}
+	wg.Wait()
+	if admin != nil {
+		admin.close()
+	}
+	for _, tr := range s.transports {
+		tr.CloseIdle(true)
+	}
+	if al := s.accessLog.Swap(nil); al != nil {
+		al.Close()
+	}
+}
+
+// Addrs are the addresses actually listened on (useful with port 0).
+func (s *Server) Addrs() map[string]net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]net.Addr{}
+	for k, l := range s.listeners {
+		m[k] = l.ln.Addr()
+	}
+	return m
+}
