@@ -324,9 +324,10 @@ func (d *decoder) dict(n *yaml.Node, v reflect.Value, path string) {
 		kp := keyPath(path, p.key.Value)
 		ev := reflect.New(elem).Elem()
 		d.value(p.val, ev, kp)
-		if _, ok := d.pos[kp]; !ok {
-			d.pos[kp] = nodePos(p.key) // `app:` with no value still defines app
-		}
+		// An entry is where its key is: that is what a message about the
+		// entry (a bad header name, an upstream without targets) points at,
+		// and `app:` with no value still defines app.
+		d.pos[kp] = nodePos(p.key)
 		if named {
 			if ev.IsNil() {
 				ev.Set(reflect.New(elem.Elem()))

@@ -106,7 +106,7 @@ upstreams:
 				`14:9: upstreams.a.targets[9]: invalid URL "http://[::1": missing ']' in host`,
 				`15:9: upstreams.a.targets[10]: invalid URL "127.0.0.1:9001": first path segment in URL cannot contain colon (is the scheme, like http://, missing?)`,
 				`16:15: upstreams.a.targets[11].url: scheme must be http, not "ftp"`,
-				`17:6: upstreams.b.targets: an upstream needs at least one target`,
+				`17:3: upstreams.b.targets: an upstream needs at least one target`,
 				`18:16: upstreams.c.targets: an upstream needs at least one target`,
 				`19:3: upstreams.d.targets: an upstream needs at least one target`,
 			},
@@ -143,8 +143,8 @@ listeners: []
 `,
 			want: []string{
 				`4:3: upstreams.app: duplicate upstream "app" (first defined at line 3)`,
-				`7:33: sites[0].routes[0].respond.status: duplicate field "status" (first defined at line 7)`,
-				`7:64: sites[0].routes[0].respond.headers.X-A: duplicate key "X-A" (first defined at line 7)`,
+				`7:32: sites[0].routes[0].respond.status: duplicate field "status" (first defined at line 7)`,
+				`7:63: sites[0].routes[0].respond.headers.X-A: duplicate key "X-A" (first defined at line 7)`,
 				`8:1: listeners: duplicate field "listeners" (first defined at line 1)`,
 			},
 		},
@@ -182,13 +182,13 @@ sites:
 				`9:45: upstreams.c.preserve_host: expected true or false, got the integer 1`,
 				`9:58: upstreams.c.timeouts: expected a mapping, got a list`,
 				`11:12: sites[0].hosts: expected a list of strings, got a mapping`,
-				`13:28: sites[0].routes[0].match.methods: expected a list of strings, got the string "GET"`,
-				`13:45: sites[0].routes[0].match.path_regex: invalid regular expression "(": missing closing )`,
-				`13:62: sites[0].routes[0].match.client_ip[0]: invalid IP prefix "10.0.0.0/33": write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32`,
-				`13:75: sites[0].routes[0].match.client_ip[1]: invalid IP address "fe80::1%eth0": write an address or a prefix, like 192.0.2.1 or 10.0.0.0/8`,
-				`13:91: sites[0].routes[0].match.client_ip[2]: expected an IP address or prefix (like 10.0.0.0/8), got the integer 1`,
+				`13:26: sites[0].routes[0].match.methods: expected a list of strings, got the string "GET"`,
+				`13:43: sites[0].routes[0].match.path_regex: invalid regular expression "(": missing closing )`,
+				`13:60: sites[0].routes[0].match.client_ip[0]: invalid IP prefix "10.0.0.0/33": write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32`,
+				`13:73: sites[0].routes[0].match.client_ip[1]: invalid IP address "fe80::1%eth0": write an address or a prefix, like 192.0.2.1 or 10.0.0.0/8`,
+				`13:89: sites[0].routes[0].match.client_ip[2]: expected an IP address or prefix (like 10.0.0.0/8), got the integer 1`,
 				`14:27: sites[0].routes[0].respond.status: expected an integer, got the string "200"`,
-				`15:31: sites[0].routes[1].match.path_regex: invalid regular expression "a(?P<x": invalid named capture at "(?P<x"`,
+				`15:29: sites[0].routes[1].match.path_regex: invalid regular expression "a(?P<x": invalid named capture at "(?P<x"`,
 				`16:27: sites[0].routes[1].respond.status: expected an integer, got the number 2.5`,
 				`17:13: sites[1].routes: expected a list of mappings, got a mapping`,
 			},
@@ -216,7 +216,7 @@ sites:
 sites:
   - hosts: [example.test, "*.example.test", ""]
     routes: []
-  - hosts: [a.*.test, "*", "Example.TEST", "ex ample", "a.test:80", "*.1.2.3.4", "*.example.test", "*.example.test"]
+  - hosts: [a.*.test, "*", "Example.TEST", "ex ample", "a.test:80", "*.1.2.3.4", "*.example.test", "c.test", "C.test"]
     routes: [{respond: {}}]
   - routes: [{respond: {}}]
   - hosts: []
@@ -224,7 +224,7 @@ sites:
   - hosts: [b.test]
 `,
 			want: []string{
-				`3:47: sites[0].hosts[2]: a host pattern must not be empty: write a host name (example.com), a wildcard (*.example.com) or *`,
+				`3:45: sites[0].hosts[2]: a host pattern must not be empty: write a host name (example.com), a wildcard (*.example.com) or *`,
 				`4:13: sites[0].routes: a site needs at least one route`,
 				`5:13: sites[1].hosts[0]: invalid host pattern "a.*.test": a wildcard must be the whole first label, like *.example.com`,
 				`5:28: sites[1].hosts[2]: host "example.test" is already served by sites[0] (line 3); a host belongs to one site`,
@@ -232,7 +232,7 @@ sites:
 				`5:56: sites[1].hosts[4]: invalid host pattern "a.test:80": leave the port out, sites match the host name only`,
 				`5:69: sites[1].hosts[5]: invalid host pattern "*.1.2.3.4": write a host name (example.com), a wildcard (*.example.com) or *`,
 				`5:82: sites[1].hosts[6]: host "*.example.test" is already served by sites[0] (line 3); a host belongs to one site`,
-				`5:100: sites[1].hosts[7]: host "*.example.test" is listed twice`,
+				`5:110: sites[1].hosts[8]: host "c.test" is listed twice`,
 				`7:5: sites[2].hosts: host "*" is already served by sites[1] (line 5); a host belongs to one site`,
 				`8:12: sites[3].hosts: hosts is empty: leave it out, or write ["*"], to match any host`,
 				`10:5: sites[4].routes: a site needs at least one route`,
@@ -263,20 +263,20 @@ sites:
 			want: []string{
 				`7:9: sites[0].routes[0]: a route needs exactly one of upstream, split, respond, redirect; found none`,
 				`9:18: sites[0].routes[1].respond: a route needs exactly one of upstream, split, respond, redirect; found upstream and respond`,
-				`10:33: sites[0].routes[2].split: a route needs exactly one of upstream, split, respond, redirect; found upstream, split and redirect`,
-				`10:33: sites[0].routes[2].split: split needs at least one entry, like [{upstream: app, weight: 90}, {upstream: canary, weight: 10}]`,
+				`10:32: sites[0].routes[2].split: a route needs exactly one of upstream, split, respond, redirect; found upstream, split and redirect`,
+				`10:32: sites[0].routes[2].split: split needs at least one entry, like [{upstream: app, weight: 90}, {upstream: canary, weight: 10}]`,
 				`11:19: sites[0].routes[3].upstream: upstream "aap" is not defined (did you mean "app"?)`,
 				`12:19: sites[0].routes[4].upstream: upstream "nope" is not defined; the upstreams are api and app`,
 				`13:19: sites[0].routes[5].upstream: the upstream name is empty`,
-				`14:44: sites[0].routes[6].split[0].weight: weight must be between 0 and 1000000, got -1`,
-				`14:59: sites[0].routes[6].split[1].upstream: upstream "ap" is not defined (did you mean "api"?)`,
-				`14:75: sites[0].routes[6].split[2].upstream: upstream is required`,
+				`14:41: sites[0].routes[6].split[0].weight: weight must be between 0 and 1000000, got -1`,
+				`14:57: sites[0].routes[6].split[1].upstream: upstream "ap" is not defined (did you mean "api"?)`,
+				`14:73: sites[0].routes[6].split[2].upstream: upstream is required`,
 				`15:16: sites[0].routes[7].split: the split weights add up to 0: at least one must be positive`,
 				`16:17: sites[0].routes[8].split[0].weight: weight is required (0 sends this upstream no traffic)`,
-				`17:28: sites[0].routes[9].respond.status: status must be between 100 and 599, got 600`,
+				`17:27: sites[0].routes[9].respond.status: status must be between 100 and 599, got 600`,
 				`18:19: sites[0].routes[10].redirect.to: to is required: the URL to redirect to, like https://{host}{uri}`,
-				`19:23: sites[0].routes[11].redirect.to: unknown placeholder {hots} (did you mean "host"?): use {host}, {path}, {uri}, {query} or {scheme}`,
-				`19:54: sites[0].routes[11].redirect.status: status must be 301, 302, 303, 307 or 308, got 200`,
+				`19:24: sites[0].routes[11].redirect.to: unknown placeholder {hots} (did you mean "host"?): use {host}, {path}, {uri}, {query} or {scheme}`,
+				`19:55: sites[0].routes[11].redirect.status: status must be 301, 302, 303, 307 or 308, got 200`,
 			},
 		},
 		{
@@ -304,16 +304,16 @@ sites:
 				`4:41: sites[0].routes[0].match.path_prefix: use only one of path, path_prefix and path_regex; found path and path_prefix`,
 				`6:30: sites[0].routes[1].match.path_prefix: path_prefix must start with "/", got "api/"`,
 				`6:46: sites[0].routes[1].match.methods[0]: invalid method "GET POST": a method is a single word, like GET`,
-				`6:81: sites[0].routes[1].match.headers["Bad Name"]: invalid header name "Bad Name": a header name is a single word of letters, digits and -`,
-				`6:89: sites[0].routes[1].match.headers.X-A: invalid regular expression "[": missing closing ]`,
-				`6:100: sites[0].routes[1].match.headers.X-B: a header value must not contain CR, LF or NUL characters`,
-				`6:121: sites[0].routes[1].match.query.q: invalid regular expression "(": missing closing )`,
+				`6:69: sites[0].routes[1].match.headers["Bad Name"]: invalid header name "Bad Name": a header name is a single word of letters, digits and -`,
+				`6:84: sites[0].routes[1].match.headers.X-A: invalid regular expression "[": missing closing ]`,
+				`6:95: sites[0].routes[1].match.headers.X-B: a header value must not contain CR, LF or NUL characters`,
+				`6:117: sites[0].routes[1].match.query.q: invalid regular expression "(": missing closing )`,
 				`7:23: sites[0].routes[1].strip_prefix: strip_prefix must start with "/", got "api"`,
 				`8:29: sites[0].routes[1].respond.headers.X-C: a header value must not contain CR, LF or NUL characters`,
-				`9:34: sites[0].routes[1].request_headers.set["X:Y"]: invalid header name "X:Y": a header name is a single word of letters, digits and -`,
+				`9:33: sites[0].routes[1].request_headers.set["X:Y"]: invalid header name "X:Y": a header name is a single word of letters, digits and -`,
 				`9:53: sites[0].routes[1].request_headers.remove[0]: invalid header name "a b": a header name is a single word of letters, digits and -`,
-				`10:35: sites[0].routes[1].response_headers.add.X-D: a header value must not contain CR, LF or NUL characters`,
-				`10:51: sites[0].routes[1].response_headers.add.x-d: header "x-d" is also written as "X-D": header names are case-insensitive`,
+				`10:34: sites[0].routes[1].response_headers.add.X-D: a header value must not contain CR, LF or NUL characters`,
+				`10:47: sites[0].routes[1].response_headers.add.x-d: header "x-d" is also written as "X-D": header names are case-insensitive`,
 			},
 		},
 		{
@@ -352,9 +352,9 @@ sites:
 		},
 		{
 			name: "alias cycle",
-			text: "listeners: [{addr: \":1\"}]\ntrusted_proxies: &x [*x]\n",
+			text: "listeners: [{addr: \":1\"}]\nlimits: &x {<<: *x}\n",
 			want: []string{
-				`2:22: trusted_proxies[0]: alias *x refers to a value that contains it`,
+				`2:17: limits: alias *x refers to a value that contains it`,
 			},
 		},
 		{
@@ -377,7 +377,7 @@ sites:
 		{
 			name: "syntax error",
 			text: "listeners:\n  - addr: :1\n sites: x\n",
-			want: []string{`3:1: invalid YAML: did not find expected key`},
+			want: []string{`2:1: invalid YAML: did not find expected key`},
 		},
 		{
 			name: "tab indentation",
@@ -392,7 +392,7 @@ sites:
 		{
 			name: "invalid UTF-8",
 			text: "listeners: [{addr: \":1\"}]\n# caf\xe9\n",
-			want: []string{`2:6: invalid YAML: invalid leading UTF-8 octet`},
+			want: []string{`2:6: invalid YAML: incomplete UTF-8 octet sequence`},
 		},
 		{
 			name: "two documents",
@@ -413,8 +413,17 @@ sites:
 					got = append(got, strings.TrimPrefix(line, "x.yaml:"))
 				}
 			}
-			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			for i := range max(len(got), len(tc.want)) {
+				g, w := "(none)", "(none)"
+				if i < len(got) {
+					g = got[i]
+				}
+				if i < len(tc.want) {
+					w = tc.want[i]
+				}
+				if g != w {
+					t.Errorf("error %d:\n got %s\nwant %s", i, g, w)
+				}
 			}
 		})
 	}
@@ -462,20 +471,20 @@ func TestErrorString(t *testing.T) {
 	}
 }
 
-// A few lines of nested aliases would expand to billions of nodes; the
-// decoder must give up quickly instead.
+// A few lines of aliases can stand for a billion nodes; the decoder must
+// give up quickly instead of building them.
 func TestAliasBomb(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("listeners: [{addr: \":1\"}]\nx0: &x0 [\"10.0.0.1\", \"10.0.0.2\"]\n")
-	for i := 1; i < 30; i++ {
-		b.WriteString("x" + itoa(i) + ": &x" + itoa(i) + " [*x" + itoa(i-1) + ", *x" + itoa(i-1) + "]\n")
-	}
-	b.WriteString("trusted_proxies: *x29\n")
-	// x0..x29 are unknown fields: the bomb goes off only in the one known
-	// field that refers to it.
-	_, err := Parse("x.yaml", []byte(b.String()))
+	many := func(alias string) string { return strings.Repeat(alias+", ", 99) + alias }
+	text := "listeners: [{addr: \":1\"}]\n" +
+		"upstreams: {a: {targets: [http://a:1]}}\n" +
+		"sites: [&s {routes: [&r {split: [&e {upstream: a, weight: 1}, " + many("*e") + "]}, " + many("*r") + "]}, " + many("*s") + "]\n"
+	start := time.Now()
+	_, err := Parse("x.yaml", []byte(text))
 	if err == nil || !strings.Contains(err.Error(), "too many alias expansions") {
 		t.Fatalf("err = %v, want a too many alias expansions error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Parse took %v", d)
 	}
 }
 
@@ -495,8 +504,8 @@ sites:
 	m := c.Sites[0].Routes[0].Middleware[0]
 	var s settings
 	pos, err := Decode(c.File, m.Path, m.Settings, &s)
-	want := "test.yaml:6:43: sites[0].routes[0].middleware[0].rate_limit.burst: expected an integer, got the string \"x\"\n" +
-		"test.yaml:6:46: sites[0].routes[0].middleware[0].rate_limit.brust: unknown field \"brust\" (did you mean \"burst\"?)"
+	want := "test.yaml:6:46: sites[0].routes[0].middleware[0].rate_limit.burst: expected an integer, got the string \"x\"\n" +
+		"test.yaml:6:49: sites[0].routes[0].middleware[0].rate_limit.brust: unknown field \"brust\" (did you mean \"burst\"?)"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
@@ -506,7 +515,7 @@ sites:
 	if !pos.Has(m.Path+".rate") || pos.Has(m.Path+".every") {
 		t.Errorf("positions = %v: want rate written and every absent", pos)
 	}
-	if got := pos.Of(m.Path + ".every"); got != (Pos{6, 28}) {
-		t.Errorf("Of(absent field) = %v, want the settings' position 6:28", got)
+	if got := pos.Of(m.Path + ".every"); got != (Pos{6, 25}) {
+		t.Errorf("Of(absent field) = %v, want the settings' position 6:25", got)
 	}
 }

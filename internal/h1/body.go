@@ -285,8 +285,10 @@ func writeChunk(bw *bufio.Writer, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	var hdr [20]byte
-	h := strconv.AppendUint(hdr[:0], uint64(len(p)), 16)
+	if bw.Available() < 20 {
+		bw.Flush()
+	}
+	h := strconv.AppendUint(bw.AvailableBuffer(), uint64(len(p)), 16)
 	h = append(h, '\r', '\n')
 	bw.Write(h)
 	bw.Write(p)

@@ -159,7 +159,12 @@ func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if err := w.c.bw.Flush(); err != nil {
 		return 0, w.setErr(err)
 	}
-	n, err := tc.ReadFrom(io.LimitReader(src, w.remaining))
+	// Hand the kernel the source as it is: splice recognises a socket only
+	// directly or under one LimitedReader.
+	if lr, ok := src.(*io.LimitedReader); !ok || lr.N > w.remaining {
+		src = io.LimitReader(src, w.remaining)
+	}
+	n, err := tc.ReadFrom(src)
 	w.remaining -= n
 	w.bodyBytes += n
 	if err != nil {
@@ -236,8 +241,7 @@ func writeStatusLine(bw *bufio.Writer, minor, status int, reason []byte) {
 	} else {
 		bw.WriteString("HTTP/1.1 ")
 	}
-	var b [8]byte
-	bw.Write(strconv.AppendInt(b[:0], int64(status), 10))
+	writeInt(bw, int64(status))
 	bw.WriteByte(' ')
 	if len(reason) > 0 {
 		bw.Write(reason)
@@ -248,10 +252,18 @@ func writeStatusLine(bw *bufio.Writer, minor, status int, reason []byte) {
 }
 
 func writeContentLength(bw *bufio.Writer, n int64) {
-	var b [24]byte
 	bw.WriteString("Content-Length: ")
-	bw.Write(strconv.AppendInt(b[:0], n, 10))
+	writeInt(bw, n)
 	bw.WriteString("\r\n")
+}
+
+// writeInt formats n in bufio's own free space: a stack buffer handed to
+// Write would escape to the heap.
+func writeInt(bw *bufio.Writer, n int64) {
+	if bw.Available() < 20 {
+		bw.Flush()
+	}
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 }
 
 // statusLine is the short body of an engine-made error: "400 Bad Request\n".

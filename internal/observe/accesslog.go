@@ -107,9 +107,9 @@ func (l *AccessLog) Log(e *Entry) {
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendFloat(b, float64(e.Duration.Microseconds())/1000, 'f', 3, 64)
 	b = append(b, `,"upstream":`...)
-	b = appendJSONString(b, []byte(e.Upstream))
+	b = appendJSONString(b, e.Upstream)
 	b = append(b, `,"route":`...)
-	b = appendJSONString(b, []byte(e.Route))
+	b = appendJSONString(b, e.Route)
 	b = append(b, "}\n"...)
 	*bp = b
 	select {
@@ -125,7 +125,7 @@ const hexDigits = "0123456789abcdef"
 
 // appendJSONString quotes s for JSON; invalid UTF-8 becomes U+FFFD, so a
 // hostile path cannot break the line.
-func appendJSONString(b, s []byte) []byte {
+func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -141,7 +141,7 @@ func appendJSONString(b, s []byte) []byte {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(s[i:])
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, `\ufffd`...)
 		} else {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"net/netip"
 
@@ -171,9 +172,7 @@ func joinPrior(prev, v []byte) []byte {
 
 func writeForwarded(cc *h1.ClientConn, req *exchange.Request, xff, xfproto, xfhost, fwd []byte) {
 	bw := cc.Writer()
-	var ipBuf [64]byte
 	ip := req.RemoteAddr.Addr().Unmap()
-	ipText := ip.AppendTo(ipBuf[:0])
 	proto := protoHTTP
 	if req.TLS {
 		proto = protoHTTPS
@@ -184,7 +183,7 @@ func writeForwarded(cc *h1.ClientConn, req *exchange.Request, xff, xfproto, xfho
 		bw.Write(xff)
 		bw.WriteString(", ")
 	}
-	bw.Write(ipText)
+	writeIP(bw, ip)
 	bw.WriteString("\r\n")
 
 	if xfproto == nil {
@@ -206,7 +205,7 @@ func writeForwarded(cc *h1.ClientConn, req *exchange.Request, xff, xfproto, xfho
 		bw.WriteString(", ")
 	}
 	bw.WriteString("for=")
-	writeNodeIP(bw, ip, ipText)
+	writeNodeIP(bw, ip)
 	if len(req.Host) > 0 {
 		bw.WriteString(";host=")
 		if bytes.IndexByte(req.Host, ':') >= 0 || bytes.IndexByte(req.Host, '[') >= 0 {
@@ -222,20 +221,22 @@ func writeForwarded(cc *h1.ClientConn, req *exchange.Request, xff, xfproto, xfho
 	bw.WriteString("\r\n")
 }
 
-type byteWriter interface {
-	Write([]byte) (int, error)
-	WriteString(string) (int, error)
-	WriteByte(byte) error
-}
-
-func writeNodeIP(bw byteWriter, ip netip.Addr, text []byte) {
+func writeNodeIP(bw *bufio.Writer, ip netip.Addr) {
 	if ip.Is6() {
 		bw.WriteString("\"[")
-		bw.Write(text)
+		writeIP(bw, ip)
 		bw.WriteString("]\"")
 		return
 	}
-	bw.Write(text)
+	writeIP(bw, ip)
+}
+
+// writeIP formats ip in bufio's free space (a stack buffer would escape).
+func writeIP(bw *bufio.Writer, ip netip.Addr) {
+	if bw.Available() < 64 {
+		bw.Flush()
+	}
+	bw.Write(ip.AppendTo(bw.AvailableBuffer()))
 }
 
 var (
