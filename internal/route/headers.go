@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"sort"
-	"strconv"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 )
@@ -148,4 +147,3 @@ func respondHeaders(h map[string]string, body string) exchange.Headers {
 	return out
 }
 
-var _ = strconv.Itoa
