@@ -264,6 +264,7 @@ func (c *conn) writeError(status int, body string) {
 // WriteSimple writes a whole small text/plain response.
 func WriteSimple(bw *bufio.Writer, status int, body string, close bool) {
 	writeStatusLine(bw, 1, status, nil)
+	writeDate(bw)
 	bw.WriteString("Server: gatehouse\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
 	if close {
 		bw.WriteString("Connection: close\r\n")

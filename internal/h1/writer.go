@@ -62,15 +62,20 @@ func (w *responseWriter) WriteHead(status int, reason []byte, h exchange.Headers
 	minor := 1
 	writeStatusLine(bw, minor, status, reason)
 	bw.WriteString("Server: gatehouse\r\n")
+	hasDate := false
 	for i := range h {
 		n := h[i].Name
 		if isFramingField(n) {
 			continue
 		}
+		hasDate = hasDate || len(n) == 4 && exchange.EqualFold(n, "date")
 		bw.Write(n)
 		bw.WriteString(": ")
 		bw.Write(h[i].Value)
 		bw.WriteString("\r\n")
+	}
+	if !hasDate && status >= 200 {
+		writeDate(bw)
 	}
 	isHead := string(w.req.Method) == "HEAD"
 	switch {
