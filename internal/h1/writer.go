@@ -65,7 +65,7 @@ func (w *responseWriter) WriteHead(status int, reason []byte, h exchange.Headers
 	hasDate := false
 	for i := range h {
 		n := h[i].Name
-		if isFramingField(n) {
+		if isFramingField(n) && !(status == 101 && len(n) == 10) {
 			continue
 		}
 		hasDate = hasDate || len(n) == 4 && exchange.EqualFold(n, "date")

@@ -263,8 +263,9 @@ func responseFields(out exchange.Headers, resp *h1.Response, r *route.Route, ct 
 		h := &resp.Header[i]
 		n := h.Name
 		if isHopByHop(n) {
-			// A trailer announcement stays true: trailers are passed on.
-			if len(n) == 7 && exchange.EqualFold(n, "trailer") {
+			// A trailer announcement stays true only where trailers can
+			// follow (a chunked body), since gatehouse passes them on.
+			if resp.Chunked && len(n) == 7 && exchange.EqualFold(n, "trailer") {
 				out = append(out, *h)
 			}
 			continue
