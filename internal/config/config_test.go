@@ -207,6 +207,9 @@ func TestDefaultsOnlyWhenAbsent(t *testing.T) {
 		{"shutdown_timeout null", "shutdown_timeout: ~", func(c *Config) any { return c.ShutdownTimeout }, 30 * time.Second},
 		{"idle_timeout 0", "limits: {idle_timeout: 0}", func(c *Config) any { return c.Limits }, Limits{ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}},
 		{"max_body_bytes", "limits: {max_body_bytes: 10MiB}", func(c *Config) any { return c.Limits.MaxBodyBytes }, Size(10 << 20)},
+		{"max_body_bytes in hex", "limits: {max_body_bytes: 0x100}", func(c *Config) any { return c.Limits.MaxBodyBytes }, Size(256)},
+		{"max_body_bytes with underscores", "limits: {max_body_bytes: 1_000_000}", func(c *Config) any { return c.Limits.MaxBodyBytes }, Size(1_000_000)},
+		{"trailing empty document", "---\n", func(c *Config) any { return len(c.Listeners) }, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -104,7 +104,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		n = n.Content[0]
 	}
 	if isNull(n) {
-		return
+		return // keep the zero value (or default): null is "not written"
 	}
 	d.pos[path] = nodePos(n)
 	d.into(n, v, path)
@@ -256,10 +256,17 @@ func (d *decoder) list(n *yaml.Node, v reflect.Value, path string) {
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		ip := indexPath(path, i)
-		d.value(item, s.Index(i), ip)
-		if _, ok := d.pos[ip]; !ok {
-			d.pos[ip] = nodePos(item) // a null item still has a place
+		target := item
+		if item.Kind == yaml.AliasNode && item.Alias != nil {
+			target = item.Alias
 		}
+		if isNull(target) {
+			// A null field means "absent", but a null list item would be
+			// a zero value the rest of the program cannot use.
+			d.mismatch(item, v.Type().Elem(), ip)
+			continue
+		}
+		d.value(item, s.Index(i), ip)
 	}
 	v.Set(s)
 }
@@ -454,98 +461,4 @@ func (d *decoder) middleware(n *yaml.Node, m *Middleware, path string) {
 	m.Name = k.Value
 	m.Path = keyPath(path, k.Value)
 	m.Settings = n.Content[1]
-}
-
-// describe says what a value of type t is written as, for error messages.
-func describe(t reflect.Type) string {
-	switch t {
-	case durationType:
-		return "a duration (like 30s or 250ms)"
-	case sizeType:
-		return "a size (like 1024 or 64KiB)"
-	case urlType:
-		return "a URL"
-	case regexpType:
-		return "a regular expression"
-	case prefixType:
-		return "an IP address or prefix (like 10.0.0.0/8)"
-	case targetType:
-		return "a URL or a mapping {url, weight}"
-	case middlewareType:
-		return "a one-key mapping {NAME: {settings}}"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "an integer"
-	case reflect.Slice:
-		return "a list of " + plural(t.Elem())
-	case reflect.Map:
-		return "a mapping of " + plural(t.Elem())
-	case reflect.Pointer:
-		return describe(t.Elem())
-	}
-	return "a mapping"
-}
-
-func plural(t reflect.Type) string {
-	switch t {
-	case durationType:
-		return "durations"
-	case sizeType:
-		return "sizes"
-	case urlType:
-		return "URLs"
-	case regexpType:
-		return "regular expressions"
-	case prefixType:
-		return "IP addresses or prefixes"
-	case targetType:
-		return "targets (URLs or {url, weight} mappings)"
-	case middlewareType:
-		return "one-key mappings {NAME: {settings}}"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "strings"
-	case reflect.Bool:
-		return "booleans"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "integers"
-	case reflect.Slice:
-		return "lists"
-	case reflect.Pointer:
-		return plural(t.Elem())
-	}
-	return "mappings"
-}
-
-// describeNode says what was written, quoting short scalars so the user can
-// find them.
-func describeNode(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	v := n.Value
-	switch n.ShortTag() {
-	case "!!str":
-		return "the string " + quote(v)
-	case "!!int":
-		return "the integer " + v
-	case "!!float":
-		return "the number " + v
-	case "!!bool":
-		return v
-	case "!!null":
-		return "null"
-	}
-	return n.ShortTag() + " " + quote(v)
 }

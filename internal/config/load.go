@@ -101,15 +101,22 @@ func (p Positions) Of(path string) Pos {
 	}
 }
 
-// tidy sorts errors by position and drops exact repeats, which happen when
-// one anchored value is merged into the same place twice.
+// tidy sorts errors by position and keeps one of each message per place.
+// Repeats come from aliases: an anchored value used in ten places is
+// decoded ten times, under ten paths, but is fixed once, where it is written.
 func (es Errors) tidy() Errors {
 	es.sortByPosition()
+	type key struct {
+		file      string
+		line, col int
+		msg       string
+	}
 	out := es[:0]
-	seen := map[Error]bool{}
+	seen := map[key]bool{}
 	for _, e := range es {
-		if !seen[*e] {
-			seen[*e] = true
+		k := key{e.File, e.Line, e.Col, e.Msg}
+		if !seen[k] {
+			seen[k] = true
 			out = append(out, e)
 		}
 	}
@@ -139,21 +146,26 @@ func parseYAML(file string, data []byte) (root *yaml.Node, errs Errors) {
 	}
 	root = doc.Content[0]
 
-	// yaml.v3 silently ignores all documents after the first; a second one
-	// is most likely a configuration pasted twice.
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case err == io.EOF:
-	case err != nil:
-		return nil, Errors{syntaxError(file, data, err)}
-	case len(next.Content) > 0 && !isNull(next.Content[0]):
-		p := nodePos(next.Content[0])
-		return nil, Errors{{File: file, Line: p.Line, Col: p.Col, Msg: "a configuration file holds a single YAML document; remove the second one (after ---)"}}
+	// yaml.v3 silently ignores all documents after the first; another one
+	// is most likely a configuration pasted twice. Empty ones are harmless.
+	for {
+		var next yaml.Node
+		switch err := dec.Decode(&next); {
+		case err == io.EOF:
+			return root, nil
+		case err != nil:
+			return nil, Errors{syntaxError(file, data, err)}
+		case len(next.Content) > 0 && !isNull(next.Content[0]):
+			p := nodePos(next.Content[0])
+			return nil, Errors{{File: file, Line: p.Line, Col: p.Col, Msg: "a configuration file holds a single YAML document; remove the second one (after ---)"}}
+		}
 	}
-	return root, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+)
 
 // syntaxError turns yaml.v3's "yaml: line N: msg" into an Error. yaml.v3
 // gives no column, and no line for problems on the first line or with the
@@ -167,27 +179,39 @@ func syntaxError(file string, data []byte, err error) *Error {
 		}
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			line, col := lineCol(data, i)
+			return &Error{File: file, Line: line, Col: col, Msg: "invalid YAML: " + msg}
+		}
+	}
 	line, col := badByte(data)
 	return &Error{File: file, Line: line, Col: col, Msg: "invalid YAML: " + msg}
 }
 
-// badByte finds the first byte YAML does not allow (invalid UTF-8 or a
-// control character), or else points at the start of the file.
+// badByte finds the first character YAML does not allow (invalid UTF-8 or
+// a control character), or else points at the start of the file.
 func badByte(data []byte) (line, col int) {
-	line, col = 1, 1
-	for len(data) > 0 {
-		r, size := utf8.DecodeRune(data)
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
 		switch {
 		case r == utf8.RuneError && size == 1,
 			r < 0x20 && r != '\t' && r != '\n' && r != '\r',
 			r == 0x7f, r >= 0x80 && r <= 0x9f && r != 0x85, r == 0xfffe, r == 0xffff:
-			return line, col
-		case r == '\n':
-			line, col = line+1, 1
-		default:
-			col++
+			return lineCol(data, i)
 		}
-		data = data[size:]
+		i += size
 	}
 	return 1, 1
+}
+
+// lineCol converts a byte offset to a 1-based line and column, counting
+// columns in characters as yaml.v3 does.
+func lineCol(data []byte, offset int) (line, col int) {
+	before := data[:offset]
+	line = 1 + bytes.Count(before, []byte("\n"))
+	if i := bytes.LastIndexByte(before, '\n'); i >= 0 {
+		before = before[i+1:]
+	}
+	return line, 1 + utf8.RuneCount(before)
 }

@@ -82,6 +82,19 @@ func (d *decoder) size(n *yaml.Node, path string) (Size, bool) {
 	if !ok {
 		return 0, false
 	}
+	if n.ShortTag() == "!!int" {
+		// Keep YAML's integer forms (0x10, 1_000) for plain byte counts.
+		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
+		switch {
+		case err != nil:
+			d.fail(n, path, "size %s is too large", s)
+			return 0, false
+		case i < 0:
+			d.fail(n, path, "size %s must not be negative", s)
+			return 0, false
+		}
+		return Size(i), true
+	}
 	size, err := ParseSize(s)
 	if err != nil {
 		d.fail(n, path, "%s", err)

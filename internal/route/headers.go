@@ -146,4 +146,3 @@ func respondHeaders(h map[string]string, body string) exchange.Headers {
 	}
 	return out
 }
-
