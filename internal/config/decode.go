@@ -39,8 +39,8 @@ type decoder struct {
 	// bad holds the paths whose value could not be decoded, so validation
 	// does not pile a second, confusing error on the same spot.
 	bad map[string]bool
-	// expanding holds the anchors whose aliases are being decoded, to
-	// stop on `&a [*a]`, which yaml.v3 happily builds as a cyclic tree.
+	// expanding holds the anchors whose aliases are being decoded, to stop
+	// on `&a {<<: *a}`, which yaml.v3 happily builds as a cyclic tree.
 	expanding map[*yaml.Node]bool
 	// budget bounds the number of nodes visited, so a small file of nested
 	// aliases ("billion laughs") cannot make us decode a huge tree.
@@ -118,6 +118,9 @@ func (d *decoder) spend(n *yaml.Node, path string) bool {
 	if !d.overBudget {
 		d.overBudget = true
 		d.fail(n, path, "too many alias expansions: the file expands to too large a configuration")
+		// What was decoded so far is a fragment; checking it would only
+		// add noise to the one error that matters.
+		d.bad[""] = true
 	}
 	return false
 }
@@ -436,17 +439,20 @@ func (d *decoder) middleware(n *yaml.Node, m *Middleware, path string) {
 		d.mismatch(n, middlewareType, path)
 		return
 	}
-	var keys []string
-	for i := 0; i < len(n.Content); i += 2 {
-		keys = append(keys, strconv.Quote(n.Content[i].Value))
-	}
-	switch {
-	case len(keys) == 0:
+	switch count := len(n.Content) / 2; {
+	case count == 0:
 		d.fail(n, path, "a middleware entry is a one-key mapping {NAME: {settings}}; found no name")
 		return
-	case len(keys) > 1:
+	case count > 1:
+		var keys []string
+		for i := 0; i < len(n.Content) && len(keys) < 4; i += 2 {
+			keys = append(keys, quote(n.Content[i].Value))
+		}
+		if count > len(keys) {
+			keys = append(keys, "more")
+		}
 		d.fail(n, path, "a middleware entry is a one-key mapping {NAME: {settings}}; found %d keys (%s): indent the settings under the name",
-			len(keys), joinAnd(keys))
+			count, joinAnd(keys))
 		return
 	}
 	k := n.Content[0]

@@ -1,0 +1,608 @@
+#!/usr/bin/env bash
+# bench/compare.sh — compare gatehouse with nginx, HAProxy and Caddy as plain
+# HTTP/1.1 reverse proxies in front of the same tiny backend, on this machine.
+#
+# Usage:  bench/compare.sh [--quick] [--install] [--help]
+#
+#   --quick     smoke test: DURATION=3s ROUNDS=1 WARMUP=1s
+#   --install   apt-get install whatever of wrk nginx-light haproxy caddy curl
+#               is missing (otherwise a missing competitor is skipped)
+#
+# Environment (defaults in brackets):
+#   DURATION     wrk duration of one measured run                 [10s]
+#   ROUNDS       interleaved rounds; the table shows medians      [3]
+#   CONNECTIONS  wrk connections (-c)                             [64]
+#   THREADS      wrk threads (-t)                                 [2]
+#   WARMUP       wrk duration of the one warm-up run per proxy    [2s]
+#   SIZES        scenarios to run, in order                       ["small large"]
+#   PROXIES      proxies to run, in order                         ["gatehouse nginx haproxy caddy"]
+#                add "direct" to also load the backend without any proxy
+#   WORKERS      worker processes / threads given to each proxy   [nproc, i.e. 2 here]
+#   GATEHOUSE_BIN  use this gatehouse binary instead of building ./cmd/gatehouse
+#   NGINX_BIN, HAPROXY_BIN, CADDY_BIN  competitor binaries  [found on PATH]
+#   RESULTS_DIR  if set, raw wrk outputs, results.tsv, logs and the
+#                generated proxy configs are copied here
+#
+# See bench/README.md for what is measured and how to read the ratios.
+#
+# Layout of this script (to add scenarios such as TLS, h2, cache, compression):
+#   * start_<proxy> NAME LISTEN_PORT BACKEND_PORT  writes that proxy's config
+#     into $TMP/NAME and starts it as a non-daemonised background child; it must
+#     call `track NAME PID` so the proxy is sampled and cleaned up.
+#   * scenario_<name>  sets SC_PATH (request path), SC_LEN (expected body
+#     length) and SC_SCHEME (http for now). A new scenario that needs another
+#     proxy configuration (TLS, h2 ...) adds a setup step that starts the
+#     proxies with different arguments, then reuses run_scenario.
+#   * run_scenario NAME  checks, warms, runs ROUNDS interleaved rounds and
+#     prints the table.
+set -euo pipefail
+
+# ---------------------------------------------------------------- options ---
+INSTALL=0
+QUICK=0
+for arg in "$@"; do
+	case "$arg" in
+	--install) INSTALL=1 ;;
+	--quick) QUICK=1 ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "compare.sh: unknown argument: $arg (try --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
+if ((QUICK)); then
+	DURATION=3s
+	ROUNDS=1
+	WARMUP=1s
+fi
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2s}
+SIZES=${SIZES:-small large}
+PROXIES=${PROXIES:-gatehouse nginx haproxy caddy}
+# Every proxy gets the same number of workers: nginx worker_processes, HAProxy
+# nbthread, and GOMAXPROCS for the Go proxies (gatehouse, Caddy). We use all
+# cores (2 on the reference machine); wrk and the backend share those cores.
+WORKERS=${WORKERS:-$(nproc)}
+GATEHOUSE_BIN=${GATEHOUSE_BIN:-}
+RESULTS_DIR=${RESULTS_DIR:-}
+
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer" >&2; exit 2; }
+[[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || { echo "CONNECTIONS must be a positive integer" >&2; exit 2; }
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a positive integer" >&2; exit 2; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+	printf 'compare.sh: FATAL: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------- cleanup ---
+TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+declare -A PID_OF=()   # proxy/backend name -> root pid
+declare -a STARTED=()  # every pid we started, in order
+SAMPLER_PID=
+WRK_PID=
+
+# descendants PID prints PID and all its descendants (one per line).
+descendants() {
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ kids[$2] = kids[$2] " " $1 }
+		function walk(p,   n, a, i) { print p; n = split(kids[p], a, " "); for (i = 1; i <= n; i++) walk(a[i]) }
+		END { walk(root) }'
+}
+
+kill_tree() {
+	local root=$1 pids p i
+	kill -0 "$root" 2>/dev/null || return 0
+	pids=$(descendants "$root")
+	kill -TERM "$root" 2>/dev/null || true
+	for ((i = 0; i < 30; i++)); do
+		kill -0 "$root" 2>/dev/null || break
+		sleep 0.1
+	done
+	for p in $pids; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	wait "$root" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	if [[ -n "$SAMPLER_PID" ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
+	if [[ -n "$WRK_PID" ]]; then kill_tree "$WRK_PID"; fi
+	# Stop in reverse start order (proxies before the backend).
+	for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+		kill_tree "${STARTED[i]}"
+	done
+	if [[ -n "$RESULTS_DIR" && -d "$TMP/results" ]]; then
+		mkdir -p "$RESULTS_DIR"
+		cp -r "$TMP/results/." "$RESULTS_DIR/"
+		# Logs and generated configs, for checking what each proxy ran with.
+		mkdir -p "$RESULTS_DIR/setup"
+		(cd "$TMP" && find . -maxdepth 2 \( -name '*.log' -o -name '*.conf' -o -name '*.cfg' -o -name Caddyfile \) \
+			-exec cp --parents {} "$RESULTS_DIR/setup/" \;) || true
+		log "raw results copied to $RESULTS_DIR"
+	fi
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+track() { # track NAME PID
+	PID_OF[$1]=$2
+	STARTED+=("$2")
+}
+
+# ------------------------------------------------------------ dependencies ---
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin # nginx and haproxy live in sbin
+declare -A PKG_OF=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [curl]=curl)
+declare -A BIN_OF=([wrk]=wrk [curl]=curl
+	[nginx]=${NGINX_BIN:-nginx} [haproxy]=${HAPROXY_BIN:-haproxy} [caddy]=${CADDY_BIN:-caddy})
+
+have() { command -v "$1" >/dev/null 2>&1; }
+binpath() { command -v "$1"; }
+
+if ((INSTALL)); then
+	missing=()
+	for tool in wrk curl nginx haproxy caddy; do
+		have "${BIN_OF[$tool]}" || missing+=("${PKG_OF[$tool]}")
+	done
+	if ((${#missing[@]})); then
+		log "installing: ${missing[*]}"
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	else
+		log "all tools already installed"
+	fi
+fi
+
+have wrk || die "wrk is not installed (run with --install, or apt-get install wrk)"
+have curl || die "curl is not installed (run with --install, or apt-get install curl)"
+command -v go >/dev/null || die "go is not installed"
+
+ACTIVE=()
+for p in $PROXIES; do
+	case "$p" in
+	gatehouse | direct) ACTIVE+=("$p") ;;
+	nginx | haproxy | caddy)
+		if have "${BIN_OF[$p]}"; then
+			ACTIVE+=("$p")
+		else
+			echo "$p: not installed, skipped"
+		fi
+		;;
+	*) die "unknown proxy in PROXIES: $p" ;;
+	esac
+done
+((${#ACTIVE[@]})) || die "no proxy to benchmark"
+
+# ------------------------------------------------------------------ ports ---
+declare -A USED_PORT=()
+# free_port sets FREE_PORT to a loopback TCP port nobody is using. It picks
+# from 20000-29999, below the kernel's ephemeral range, so wrk's and the
+# proxies' outgoing connections cannot grab it before the server binds.
+# (No subshell: USED_PORT must remember what we handed out.)
+free_port() {
+	local -A inuse=()
+	local line f hex port tries
+	for f in /proc/net/tcp /proc/net/tcp6; do
+		[[ -r "$f" ]] || continue
+		while read -r _ line _; do
+			hex=${line##*:}
+			[[ "$hex" =~ ^[0-9A-Fa-f]+$ ]] && inuse[$((16#$hex))]=1
+		done <"$f"
+	done
+	for ((tries = 0; tries < 500; tries++)); do
+		port=$((20000 + RANDOM % 10000))
+		[[ -n "${USED_PORT[$port]:-}" || -n "${inuse[$port]:-}" ]] && continue
+		USED_PORT[$port]=1
+		FREE_PORT=$port
+		return 0
+	done
+	die "no free port found"
+}
+
+# wait_ready NAME PORT LOGFILE: wait until PORT accepts connections.
+wait_ready() {
+	local name=$1 port=$2 logf=$3 i
+	for ((i = 0; i < 100; i++)); do
+		if ! kill -0 "${PID_OF[$name]}" 2>/dev/null; then
+			log "---- $name log ($logf) ----"
+			cat "$logf" >&2 || true
+			die "$name exited during start-up"
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	log "---- $name log ($logf) ----"
+	cat "$logf" >&2 || true
+	die "$name did not listen on 127.0.0.1:$port within 10s"
+}
+
+# ------------------------------------------------------------ the backend ---
+build_backend() {
+	log "building bench/backend"
+	(cd "$REPO" && go build -o "$TMP/backend" ./bench/backend) || die "building bench/backend failed"
+}
+
+start_backend() { # start_backend PORT
+	local port=$1
+	GOMAXPROCS=$WORKERS "$TMP/backend" -listen "127.0.0.1:$port" >"$TMP/backend.log" 2>&1 &
+	track backend $!
+	wait_ready backend "$port" "$TMP/backend.log"
+}
+
+# ---------------------------------------------------------------- proxies ---
+# Each start_<proxy> NAME LISTEN_PORT BACKEND_PORT starts one proxy listening
+# on 127.0.0.1:LISTEN_PORT in front of 127.0.0.1:BACKEND_PORT.
+
+# direct is no proxy at all: wrk talks to the backend itself. It shows the
+# ceiling this machine allows (and what the backend alone costs).
+start_direct() {
+	local name=$1 port=$2 bport=$3
+	PROXY_PORT[$name]=$bport
+	PID_OF[$name]=${PID_OF[backend]}
+}
+
+# build_<proxy>, where defined, runs before anything is started.
+build_gatehouse() {
+	if [[ -n "$GATEHOUSE_BIN" ]]; then
+		[[ -x "$GATEHOUSE_BIN" ]] || die "GATEHOUSE_BIN=$GATEHOUSE_BIN is not executable"
+		log "gatehouse: using GATEHOUSE_BIN=$GATEHOUSE_BIN"
+		return
+	fi
+	log "building gatehouse (go build ./cmd/gatehouse)"
+	(cd "$REPO" && go build -o "$TMP/gatehouse" ./cmd/gatehouse) ||
+		die "building ./cmd/gatehouse failed (set PROXIES to leave gatehouse out, or GATEHOUSE_BIN to use a binary)"
+	GATEHOUSE_BIN=$TMP/gatehouse
+}
+
+start_gatehouse() {
+	local name=$1 port=$2 bport=$3
+	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" \
+		>"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+start_nginx() {
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 user=""
+	mkdir -p "$d"/{client_body,proxy,fastcgi,uwsgi,scgi}
+	# As root, nginx drops worker privileges to "nobody", which could not
+	# write the temp dirs under our private $TMP: keep workers as root.
+	((EUID == 0)) && user="user root root;"
+	cat >"$d/nginx.conf" <<EOF
+# generated by bench/compare.sh
+$user
+daemon off;
+master_process on;
+worker_processes $WORKERS;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    upstream backend {
+        server 127.0.0.1:$bport;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+	"$(binpath "${BIN_OF[nginx]}")" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+start_haproxy() {
+	local name=$1 port=$2 bport=$3 d=$TMP/$1
+	mkdir -p "$d"
+	cat >"$d/haproxy.cfg" <<EOF
+# generated by bench/compare.sh
+global
+    nbthread $WORKERS
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:$port
+    default_backend be
+backend be
+    server s1 127.0.0.1:$bport
+EOF
+	# -db: stay in the foreground, no daemon, no master process.
+	"$(binpath "${BIN_OF[haproxy]}")" -db -f "$d/haproxy.cfg" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+start_caddy() {
+	local name=$1 port=$2 bport=$3 d=$TMP/$1
+	mkdir -p "$d"/{home,config,data}
+	# keepalive_idle_conns_per_host 64 matches nginx's `keepalive 64`.
+	cat >"$d/Caddyfile" <<EOF
+# generated by bench/compare.sh
+{
+	admin off
+	auto_https off
+	log default {
+		output discard
+	}
+}
+http://:$port {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$bport {
+		transport http {
+			keepalive 2m
+			keepalive_idle_conns_per_host 64
+		}
+	}
+}
+EOF
+	# HOME/XDG_* point into $TMP so Caddy writes nothing under /root.
+	HOME=$d/home XDG_CONFIG_HOME=$d/config XDG_DATA_HOME=$d/data GOMAXPROCS=$WORKERS \
+		"$(binpath "${BIN_OF[caddy]}")" run --adapter caddyfile --config "$d/Caddyfile" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+# -------------------------------------------------------------- scenarios ---
+# scenario_<name> sets SC_PATH, SC_LEN and SC_SCHEME.
+scenario_small() { SC_PATH=/small SC_LEN=100 SC_SCHEME=http; }
+scenario_large() { SC_PATH=/large SC_LEN=102400 SC_SCHEME=http; }
+
+# ------------------------------------------------------------ measurement ---
+# tree_rss_kb PID: summed VmRSS (KiB) of PID and all its descendants.
+tree_rss_kb() {
+	ps -e -o pid=,ppid=,rss= | awk -v root="$1" '
+		{ kids[$2] = kids[$2] " " $1; rss[$1] = $3 }
+		function walk(p,   n, a, i, s) { s = rss[p]; n = split(kids[p], a, " "); for (i = 1; i <= n; i++) s += walk(a[i]); return s }
+		END { print walk(root) + 0 }'
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+# tree_cpu_ticks PID: utime+stime (clock ticks) of PID and its descendants.
+tree_cpu_ticks() {
+	local p files=()
+	for p in $(descendants "$1"); do files+=("/proc/$p/stat"); done
+	# Field 2 (comm) may hold spaces: drop everything up to the last ") ",
+	# after which utime and stime are fields 12 and 13.
+	{ cat "${files[@]}" 2>/dev/null || true; } | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+
+# sample_rss PID OUTFILE: every 200 ms, keep the peak tree RSS in OUTFILE.
+sample_rss() {
+	local root=$1 out=$2 max=0 kb
+	[[ -f "$out" ]] && max=$(<"$out")
+	while kill -0 "$root" 2>/dev/null; do
+		kb=$(tree_rss_kb "$root")
+		if ((kb > max)); then
+			max=$kb
+			echo "$max" >"$out"
+		fi
+		sleep 0.2
+	done
+}
+
+# to_ms VALUE: wrk time (e.g. 850.00us, 1.23ms, 2.01s, 1.50m) -> milliseconds.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		if (match(v, /us$/)) { printf "%.3f", substr(v, 1, RSTART - 1) / 1000; exit }
+		if (match(v, /ms$/)) { printf "%.3f", substr(v, 1, RSTART - 1); exit }
+		if (match(v, /s$/))  { printf "%.3f", substr(v, 1, RSTART - 1) * 1000; exit }
+		if (match(v, /m$/))  { printf "%.3f", substr(v, 1, RSTART - 1) * 60000; exit }
+		if (match(v, /h$/))  { printf "%.3f", substr(v, 1, RSTART - 1) * 3600000; exit }
+		print "nan" }'
+}
+
+median() { # median NUMBERS...
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+		if (NR == 0) { print "nan"; exit }
+		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+ratio() { # ratio A B -> A/B with 2 decimals, or "-"
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b == "" || b == "-" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b }'
+}
+
+# check_proxy NAME: GET the scenario path, require 200 and SC_LEN body bytes.
+check_proxy() {
+	local name=$1 url got code size
+	url="$SC_SCHEME://127.0.0.1:${PROXY_PORT[$name]}$SC_PATH"
+	got=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$url") || got="curl-failed $?"
+	read -r code size <<<"$got"
+	if [[ "$code" != 200 || "$size" != "$SC_LEN" ]]; then
+		log "---- $name log ----"
+		tail -n 30 "$TMP/$name.log" >&2 || true
+		die "$name: GET $url returned status $code with $size body bytes (want 200 and $SC_LEN)"
+	fi
+	log "check $name $SC_PATH: 200, $size bytes"
+}
+
+# run_wrk NAME SCENARIO DURATION OUTFILE [RSSFILE]
+# Appends "cpu_ticks: N" (CPU the proxy used during the run) to OUTFILE.
+run_wrk() {
+	local name=$1 sc=$2 dur=$3 out=$4 rssf=${5:-} url cpu0 cpu1
+	url="$SC_SCHEME://127.0.0.1:${PROXY_PORT[$name]}$SC_PATH"
+	cpu0=$(tree_cpu_ticks "${PID_OF[$name]}")
+	if [[ -n "$rssf" ]]; then
+		sample_rss "${PID_OF[$name]}" "$rssf" &
+		SAMPLER_PID=$!
+	fi
+	# wrk runs in the background so that a signal reaches our trap at once
+	# (bash defers traps while a foreground child runs).
+	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --latency "$url" >"$out" 2>&1 &
+	WRK_PID=$!
+	wait "$WRK_PID" || {
+		cat "$out" >&2
+		die "wrk failed against $name ($url)"
+	}
+	WRK_PID=
+	cpu1=$(tree_cpu_ticks "${PID_OF[$name]}")
+	echo "cpu_ticks: $((cpu1 - cpu0))" >>"$out"
+	if [[ -n "$SAMPLER_PID" ]]; then
+		# One last sample right at the end of the run, then stop sampling.
+		local kb
+		kb=$(tree_rss_kb "${PID_OF[$name]}")
+		kill "$SAMPLER_PID" 2>/dev/null || true
+		wait "$SAMPLER_PID" 2>/dev/null || true
+		SAMPLER_PID=
+		if [[ ! -s "$rssf" ]] || ((kb > $(<"$rssf"))); then echo "$kb" >"$rssf"; fi
+	fi
+	kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name died during the benchmark (log: $(tail -n 5 "$TMP/$name.log"))"
+}
+
+# parse_wrk FILE -> "RPS P99_MS ERRORS CPU_US_PER_REQUEST"
+parse_wrk() {
+	local f=$1 rps p99 errs cpu
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
+	# "123456 requests in 10.00s, ..." and our own "cpu_ticks: N" line.
+	cpu=$(awk -v hz="$CLK_TCK" '
+		/ requests in / { n = $1 }
+		/^cpu_ticks:/ { t = $2 }
+		END { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "nan" }' "$f")
+	p99=$(awk '$1 == "99%" { print $2 }' "$f")
+	# Socket errors and non-2xx/3xx responses both count as errors.
+	errs=$(awk '
+		/Socket errors:/ { gsub(",", ""); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i }
+		/Non-2xx or 3xx responses:/ { s += $NF }
+		END { print s + 0 }' "$f")
+	[[ -n "$rps" && -n "$p99" ]] || {
+		cat "$f" >&2
+		die "could not parse wrk output $f"
+	}
+	echo "$rps $(to_ms "$p99") $errs $cpu"
+}
+
+# run_scenario NAME: check, warm up, ROUNDS interleaved rounds, print table.
+run_scenario() {
+	local sc=$1 n=${#ACTIVE[@]} r i name out res rps p99 errs cpu
+	"scenario_$sc"
+	mkdir -p "$TMP/results/$sc"
+	local -A RPS=() P99=() ERRS=() CPU=()
+
+	for name in "${ACTIVE[@]}"; do check_proxy "$name"; done
+
+	for name in "${ACTIVE[@]}"; do
+		log "warm-up $sc $name ($WARMUP)"
+		run_wrk "$name" "$sc" "$WARMUP" "$TMP/results/$sc/warmup-$name.txt"
+	done
+
+	for ((r = 0; r < ROUNDS; r++)); do
+		for ((i = 0; i < n; i++)); do
+			# Rotate the order each round so drift (thermal, page cache,
+			# whatever else runs) is spread over all proxies.
+			name=${ACTIVE[(i + r) % n]}
+			out=$TMP/results/$sc/round$((r + 1))-$name.txt
+			run_wrk "$name" "$sc" "$DURATION" "$out" "$TMP/results/$sc/rss-$name"
+			res=$(parse_wrk "$out")
+			read -r rps p99 errs cpu <<<"$res"
+			RPS[$name]="${RPS[$name]:-} $rps"
+			CPU[$name]="${CPU[$name]:-} $cpu"
+			P99[$name]="${P99[$name]:-} $p99"
+			ERRS[$name]=$((${ERRS[$name]:-0} + errs))
+			log "$(printf 'round %d/%d %-6s %-10s %10.0f req/s  p99 %8.3f ms  cpu %6.1f us/req  errors %s' \
+				$((r + 1)) "$ROUNDS" "$sc" "$name" "$rps" "$p99" "$cpu" "$errs")"
+		done
+	done
+
+	# Summary.
+	local -A MRPS=() MP99=() MRSS=() MCPU=()
+	for name in "${ACTIVE[@]}"; do
+		# shellcheck disable=SC2086
+		MRPS[$name]=$(median ${RPS[$name]})
+		# shellcheck disable=SC2086
+		MP99[$name]=$(median ${P99[$name]})
+		# shellcheck disable=SC2086
+		MCPU[$name]=$(median ${CPU[$name]})
+		MRSS[$name]=$(awk -v kb="$(cat "$TMP/results/$sc/rss-$name" 2>/dev/null || echo 0)" 'BEGIN { printf "%.1f", kb / 1024 }')
+	done
+	local ref_rps=- ref_p99=- ref_rss=- ref_cpu=-
+	if [[ -n "${MRPS[nginx]:-}" ]]; then
+		ref_rps=${MRPS[nginx]} ref_p99=${MP99[nginx]} ref_rss=${MRSS[nginx]} ref_cpu=${MCPU[nginx]}
+	fi
+
+	echo
+	echo "== $sc: GET $SC_PATH ($SC_LEN B body), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
+	printf '%-10s %9s %7s %9s %7s %8s %7s %11s %7s %6s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
+		"RSS MiB" "x nginx" "CPU us/req" "x nginx" errors
+	for name in "${ACTIVE[@]}"; do
+		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %11.1f %7s %6s\n' "$name" \
+			"${MRPS[$name]}" "$(ratio "${MRPS[$name]}" "$ref_rps")" \
+			"${MP99[$name]}" "$(ratio "${MP99[$name]}" "$ref_p99")" \
+			"${MRSS[$name]}" "$(ratio "${MRSS[$name]}" "$ref_rss")" \
+			"${MCPU[$name]}" "$(ratio "${MCPU[$name]}" "$ref_cpu")" \
+			"${ERRS[$name]}"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
+			"${MCPU[$name]}" "${ERRS[$name]}" >>"$TMP/results/results.tsv"
+	done
+	echo
+}
+
+# ------------------------------------------------------------------- main ---
+declare -A PROXY_PORT=()
+
+log "temp dir $TMP; proxies: ${ACTIVE[*]}; scenarios: $SIZES"
+# Other work on the machine shows up as noise: say so up front.
+read -r LOAD1 _ </proc/loadavg
+if awk -v l="$LOAD1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+	echo "WARNING: load average is $LOAD1 on $(nproc) cores before starting: something else is running; results will be noisy"
+fi
+for sc in $SIZES; do
+	declare -F "scenario_$sc" >/dev/null || die "unknown scenario in SIZES: $sc"
+done
+build_backend
+for name in "${ACTIVE[@]}"; do
+	if declare -F "build_$name" >/dev/null; then "build_$name"; fi
+done
+
+free_port
+BACKEND_PORT=$FREE_PORT
+start_backend "$BACKEND_PORT"
+log "backend on 127.0.0.1:$BACKEND_PORT"
+
+for name in "${ACTIVE[@]}"; do
+	free_port
+	PROXY_PORT[$name]=$FREE_PORT
+	"start_$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
+	[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
+	wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
+	log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
+done
+
+mkdir -p "$TMP/results"
+printf 'scenario\tproxy\tmedian_rps\tmedian_p99_ms\tpeak_rss_mib\tmedian_cpu_us_per_req\terrors\n' >"$TMP/results/results.tsv"
+
+for sc in $SIZES; do
+	run_scenario "$sc"
+done
