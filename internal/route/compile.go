@@ -28,6 +28,10 @@ func Compile(cfg *config.Config, pools map[string]*upstream.Pool) (*Router, erro
 		}
 		for _, h := range hosts {
 			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+				// An IPv6 literal: requests carry it bracketed in Host.
+				h = "[" + h + "]"
+			}
 			switch {
 			case h == "*":
 				if rt.fallback == nil {

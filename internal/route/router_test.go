@@ -32,6 +32,9 @@ sites:
         respond: {body: query}
       - match: {path_prefix: /split}
         split: [{upstream: app, weight: 90}, {upstream: canary, weight: 10}]
+  - hosts: ["::1", "[2001:db8::1]"]
+    routes:
+      - respond: {body: ipv6}
   - hosts: ["*.example.test"]
     routes:
       - respond: {body: wildcard}
@@ -101,6 +104,8 @@ func TestRouterMatch(t *testing.T) {
 		{"wildcard", request("GET", "a.example.test", "/"), "wildcard"},
 		{"longest wildcard wins", request("GET", "x.deep.example.test", "/"), "deeper-wildcard"},
 		{"wildcard does not match the bare domain's sibling", request("GET", "badexample.test", "/"), "fallback"},
+		{"IPv6 literal host", request("GET", "[::1]:8080", "/"), "ipv6"},
+		{"IPv6 literal host written bracketed", request("GET", "[2001:DB8::1]", "/"), "ipv6"},
 		{"fallback site", request("GET", "other.test", "/anything"), "fallback"},
 		{"percent-encoded path is matched decoded", request("GET", "example.test", "/%65xact"), "exact"},
 		{"dot segments resolved before matching", request("GET", "example.test", "/x/../exact"), "exact"},
