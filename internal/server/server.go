@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
-	"github.com/gatehouse-proxy/gatehouse/internal/h1"
 	"github.com/gatehouse-proxy/gatehouse/internal/observe"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // Server is one running gatehouse.
@@ -26,7 +26,7 @@ type Server struct {
 
 	mu           sync.Mutex // serialises reloads and shutdown
 	listeners    map[string]*listener
-	transports   map[string]*h1.Transport
+	backends     map[string]*upstream.Backend
 	admin        *adminServer
 	accessOut    string
 	reloads      atomic.Int64
@@ -48,7 +48,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.transports = used
+	s.backends = used
 	s.snap.Store(snap)
 	return s, nil
 }
@@ -94,7 +94,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	if s.shuttingDown {
 		return errors.New("shutting down")
 	}
-	snap, used, err := buildSnapshot(cfg, s.transports, s.log)
+	snap, used, err := buildSnapshot(cfg, s.backends, s.log)
 	if err == nil {
 		err = s.applyAccessLog(cfg)
 	}
@@ -107,16 +107,16 @@ func (s *Server) Apply(cfg *config.Config) error {
 		s.log.Error("reload rejected; keeping the running configuration", "err", err)
 		return err
 	}
-	old := s.transports
-	s.transports = used
+	old := s.backends
+	s.backends = used
 	s.snap.Store(snap)
 	s.closeRemovedListeners(cfg)
 	if err := s.syncAdmin(cfg); err != nil {
 		s.log.Error("admin listener not moved", "err", err)
 	}
-	for k, tr := range old {
-		if used[k] != tr {
-			tr.CloseIdle(true)
+	for k, be := range old {
+		if used[k] != be {
+			be.Transport.CloseIdle(true)
 		}
 	}
 	s.reloads.Add(1)
@@ -195,8 +195,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if admin != nil {
 		admin.close()
 	}
-	for _, tr := range s.transports {
-		tr.CloseIdle(true)
+	for _, be := range s.backends {
+		be.Transport.CloseIdle(true)
 	}
 	if al := s.accessLog.Swap(nil); al != nil {
 		al.Close()

@@ -32,10 +32,10 @@ func transportKey(pool string, t config.Target, to config.Timeouts) string {
 	return fmt.Sprintf("%s|%s|%s|%s", pool, t.URL.String(), to.Connect, to.Idle)
 }
 
-// buildSnapshot compiles cfg. transports holds the previous transports by key;
-// the ones reused or created are returned in used.
-func buildSnapshot(cfg *config.Config, transports map[string]*h1.Transport, log *slog.Logger) (*Snapshot, map[string]*h1.Transport, error) {
-	used := map[string]*h1.Transport{}
+// buildSnapshot compiles cfg. backends holds the previous snapshot's backends
+// by key; the ones reused or created are returned in used.
+func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, log *slog.Logger) (*Snapshot, map[string]*upstream.Backend, error) {
+	used := map[string]*upstream.Backend{}
 	pools := map[string]*upstream.Pool{}
 	for name, uc := range cfg.Upstreams {
 		p := &upstream.Pool{
@@ -46,24 +46,28 @@ func buildSnapshot(cfg *config.Config, transports map[string]*h1.Transport, log 
 		}
 		for _, tc := range uc.Targets {
 			key := transportKey(name, tc, uc.Timeouts)
-			tr := transports[key]
-			if tr == nil {
-				tr = &h1.Transport{
-					Addr:        hostPort(tc.URL.Host, tc.URL.Scheme),
-					DialTimeout: uc.Timeouts.Connect,
-					IdleTimeout: uc.Timeouts.Idle,
-					MaxIdle:     256,
-					MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
+			be := backends[key]
+			if be == nil {
+				addr := hostPort(tc.URL.Host, tc.URL.Scheme)
+				be = &upstream.Backend{
+					Addr: addr,
+					Transport: &h1.Transport{
+						Addr:        addr,
+						DialTimeout: uc.Timeouts.Connect,
+						IdleTimeout: uc.Timeouts.Idle,
+						MaxIdle:     256,
+						MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
+					},
 				}
 			}
-			used[key] = tr
+			used[key] = be
 			prefix := strings.TrimSuffix(tc.URL.EscapedPath(), "/")
 			t := &upstream.Target{
-				URL:       tc.URL,
-				Addr:      tr.Addr,
-				Host:      []byte(tc.URL.Host),
-				Weight:    tc.Weight,
-				Transport: tr,
+				Backend: be,
+				URL:     tc.URL,
+				Host:    []byte(tc.URL.Host),
+				Weight:  tc.Weight,
+				Index:   len(p.Targets),
 			}
 			if prefix != "" {
 				t.Prefix = []byte(prefix)

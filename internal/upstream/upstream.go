@@ -1,5 +1,6 @@
 // Package upstream holds the pools of backends a route forwards to: targets,
-// their keep-alive transports and the balancing policy that picks one.
+// their keep-alive transports, their health, and the balancing policy that
+// picks one.
 package upstream
 
 import (
@@ -11,22 +12,67 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/h1"
 )
 
-// Target is one backend server.
+// Target is one backend server as one configuration snapshot sees it. What
+// must outlive a reload (connections, in-flight count, health) is in the
+// embedded Backend, which the next snapshot reuses when the target stays.
 type Target struct {
+	*Backend
 	URL    *url.URL
-	Addr   string // host:port to dial
 	Host   []byte // Host header to send when the client's is not preserved
-	Prefix []byte // URL path prefix prepended to every request path ("" for none)
+	Prefix []byte // URL path prefix prepended to every request path (nil for none)
 	Weight int
-
-	Transport *h1.Transport
-	InFlight  atomic.Int64
+	// Index is the target's position in its pool (policies keep per-target
+	// state in slices indexed by it).
+	Index int
 }
 
-// Policy picks a target for a request. Implementations keep their own state
-// and must not take a lock shared by all requests.
+// Backend is the long-lived state of one backend address.
+type Backend struct {
+	Addr      string // host:port to dial
+	Transport *h1.Transport
+	InFlight  atomic.Int64
+
+	// down is set by active health checks; ejectedUntil (unix nanoseconds)
+	// by passive outlier detection.
+	down         atomic.Bool
+	ejectedUntil atomic.Int64
+}
+
+// Available reports whether the target may be given new requests.
+func (t *Backend) Available() bool {
+	if t.down.Load() {
+		return false
+	}
+	if until := t.ejectedUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false
+	}
+	return true
+}
+
+// SetDown marks the target down or up (active health checks).
+func (t *Backend) SetDown(down bool) { t.down.Store(down) }
+
+// Down reports the active health checks' verdict.
+func (t *Backend) Down() bool { return t.down.Load() }
+
+// Eject keeps the target out of rotation until the given time (passive health).
+func (t *Backend) Eject(until time.Time) { t.ejectedUntil.Store(until.UnixNano()) }
+
+// Ejected reports whether passive health has the target out now.
+func (t *Backend) Ejected() bool {
+	until := t.ejectedUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+// Skip tells a policy which targets not to pick: unavailable ones, and those
+// a retry has already tried.
+type Skip func(*Target) bool
+
+// Policy picks a target for a request among those skip does not exclude, or
+// returns nil when none is left. Implementations keep their own state and
+// must not take a lock shared by all requests.
 type Policy interface {
-	Select(p *Pool, req *exchange.Request) *Target
+	Select(p *Pool, req *exchange.Request, skip Skip) *Target
 }
 
 // Pool is a named group of targets with one policy.
@@ -39,18 +85,43 @@ type Pool struct {
 	ResponseHeaderTimeout time.Duration
 }
 
-// Select picks a target, or nil when the pool has none available.
+// unavailable is the Skip of a first attempt.
+func unavailable(t *Target) bool { return !t.Available() }
+
+// Select picks a target for a first attempt, or nil when none is available.
 func (p *Pool) Select(req *exchange.Request) *Target {
 	if len(p.Targets) == 0 {
 		return nil
 	}
-	return p.Policy.Select(p, req)
+	return p.Policy.Select(p, req, unavailable)
+}
+
+// SelectNext picks a target for a retry: available and not yet tried.
+func (p *Pool) SelectNext(req *exchange.Request, tried []*Target) *Target {
+	return p.Policy.Select(p, req, func(t *Target) bool {
+		if !t.Available() {
+			return true
+		}
+		for _, x := range tried {
+			if x == t {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // RoundRobin cycles through the targets in order.
 type RoundRobin struct{ next atomic.Uint64 }
 
-func (r *RoundRobin) Select(p *Pool, _ *exchange.Request) *Target {
-	n := r.next.Add(1) - 1
-	return p.Targets[n%uint64(len(p.Targets))]
+func (r *RoundRobin) Select(p *Pool, _ *exchange.Request, skip Skip) *Target {
+	n := uint64(len(p.Targets))
+	start := r.next.Add(1) - 1
+	for i := uint64(0); i < n; i++ {
+		t := p.Targets[(start+i)%n]
+		if !skip(t) {
+			return t
+		}
+	}
+	return nil
 }
