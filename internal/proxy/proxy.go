@@ -39,9 +39,10 @@ const expectContinueWait = time.Second
 const spliceMin = 64 << 10
 
 type state struct {
-	out exchange.Headers
-	ct  connTokens
-	buf []byte
+	tried [8]*upstream.Target // kept here: a local array would escape to the heap
+	out   exchange.Headers
+	ct    connTokens
+	buf   []byte
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -59,49 +60,135 @@ func (f *Forwarder) Trusted(ip netip.Addr) bool {
 	return false
 }
 
-var errNoTarget = errors.New("no target available")
-
-// Forward sends req to a target of pool and relays the answer to w.
+// Forward sends req to a target of pool and relays the answer to w. Failed
+// attempts go to the next candidate target when the pool's retry rules and
+// budget allow and the request can be sent again.
 func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, res *Result) {
-	t := pool.Select(req)
-	if t == nil {
-		res.Status = WriteError(w, 503)
-		return
-	}
-	res.Target = t
-	t.InFlight.Add(1)
-	defer t.InFlight.Add(-1)
-
 	st := statePool.Get().(*state)
 	defer statePool.Put(st)
-
 	trusted := f.Trusted(req.RemoteAddr.Addr())
-	cc, err := t.Transport.Get(ctx)
-	if err != nil {
-		f.Log.Warn("backend connect failed", "upstream", pool.Name, "target", t.Addr, "err", err)
-		res.Status = WriteError(w, statusForError(err))
-		return
+	rp := &pool.Retry
+	if rp.Budget != nil {
+		rp.Budget.Deposit()
 	}
-	hasBody := req.ContentLength != 0
-	var resp *h1.Response
-	var sent *bodySend
-	for attempt := 0; ; attempt++ {
-		writeRequestHead(cc, req, r, pool, t, trusted, &st.ct)
-		cc.EndHead(req.ContentLength)
-		resp, sent, err = f.exchange(cc, req, w, pool, st.buf, hasBody)
-		// A reused connection the backend closed while idle fails before any
-		// byte of a response: that request was never seen, so a bodyless one
-		// goes again on a new connection.
-		if err != nil && cc.Reused && !hasBody && attempt == 0 && h1.IsUnexpectedClose(err) {
-			cc.Close()
-			if cc, err = t.Transport.Dial(ctx); err != nil {
-				break
+	tried := &st.tried
+	defer clear(tried[:])
+	n := 0
+	lastStatus := 503
+	for {
+		var t *upstream.Target
+		if n == 0 {
+			t = pool.Select(req)
+		} else {
+			t = pool.SelectNext(req, tried[:min(n, len(tried))])
+		}
+		if t == nil {
+			res.Status = WriteError(w, lastStatus)
+			return
+		}
+		res.Target = t
+		if n < len(tried) {
+			tried[n] = t
+		}
+		n++
+		t.InFlight.Add(1)
+		a := f.try(ctx, req, w, r, pool, t, st, trusted)
+		failed := a.err != nil || a.resp.Status >= 500
+		if failed && t.ReportFailure(pool.Passive, time.Now()) {
+			f.Log.Warn("target ejected after repeated failures", "upstream", pool.Name, "target", t.Addr, "for", pool.Passive.Eject.String())
+		}
+		if failed && n <= rp.Attempts && f.retryable(req, rp, &a) && (rp.Budget == nil || rp.Budget.Withdraw()) {
+			if a.cc != nil {
+				a.cc.Close()
+			}
+			if a.sent != nil {
+				a.sent.wait()
+			}
+			t.InFlight.Add(-1)
+			if a.err != nil {
+				lastStatus = statusForError(a.err)
+				f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
+			} else {
+				lastStatus = a.resp.Status
 			}
 			continue
 		}
-		break
+		f.finishAttempt(req, w, r, pool, t, &a, st, res)
+		t.InFlight.Add(-1)
+		return
 	}
+}
+
+// attempt is one try of a request on one target.
+type attempt struct {
+	cc            *h1.ClientConn
+	resp          *h1.Response
+	sent          *bodySend
+	err           error
+	connectFailed bool
+}
+
+// try sends the request to t and reads the response head.
+func (f *Forwarder) try(ctx context.Context, req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, t *upstream.Target, st *state, trusted bool) attempt {
+	cc, err := t.Transport.Get(ctx)
 	if err != nil {
+		return attempt{err: err, connectFailed: true}
+	}
+	hasBody := req.ContentLength != 0
+	for i := 0; ; i++ {
+		writeRequestHead(cc, req, r, pool, t, trusted, &st.ct)
+		cc.EndHead(req.ContentLength)
+		resp, sent, err := f.exchange(cc, req, w, pool, st.buf, hasBody)
+		// A reused connection the backend closed while idle fails before any
+		// byte of a response: that request was never seen, so a bodyless one
+		// goes again on a new connection.
+		if err != nil && cc.Reused && !hasBody && i == 0 && h1.IsUnexpectedClose(err) {
+			cc.Close()
+			if cc, err = t.Transport.Dial(ctx); err != nil {
+				return attempt{err: err, connectFailed: true}
+			}
+			continue
+		}
+		return attempt{cc: cc, resp: resp, sent: sent, err: err}
+	}
+}
+
+// retryable tells whether a failed attempt may be sent to another target:
+// never once a byte of the body has been consumed (it cannot be replayed);
+// a connection that could not be made always; anything else only for
+// idempotent methods (RFC 9110 §9.2.2) and the failures the pool lists.
+func (f *Forwarder) retryable(req *exchange.Request, rp *upstream.Retry, a *attempt) bool {
+	if a.sent != nil {
+		return false
+	}
+	if a.connectFailed {
+		return true
+	}
+	if !isIdempotent(req.Method) && req.ContentLength == 0 {
+		return false
+	}
+	switch {
+	case a.err == nil:
+		return rp.OnStatus(a.resp.Status)
+	case isTimeout(a.err):
+		return rp.OnTimeout
+	default:
+		return rp.OnReset
+	}
+}
+
+func isIdempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// finishAttempt relays the response of the last attempt, or the error page.
+func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, t *upstream.Target, a *attempt, st *state, res *Result) {
+	cc, sent := a.cc, a.sent
+	if a.err != nil {
 		if cc != nil {
 			cc.Close()
 		}
@@ -112,12 +199,12 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 				return
 			}
 		}
-		f.Log.Warn("backend exchange failed", "upstream", pool.Name, "target", t.Addr, "err", err)
-		res.Status = WriteError(w, statusForError(err))
+		f.Log.Warn("backend exchange failed", "upstream", pool.Name, "target", t.Addr, "err", a.err)
+		res.Status = WriteError(w, statusForError(a.err))
 		return
 	}
-	res.Status = resp.Status
-	f.relay(req, w, r, cc, resp, st)
+	res.Status = a.resp.Status
+	f.relay(req, w, r, cc, a.resp, st)
 	if sent != nil {
 		if !sent.finished() {
 			// The backend answered without reading the whole body: stop sending.

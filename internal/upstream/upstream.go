@@ -36,6 +36,7 @@ type Backend struct {
 	// by passive outlier detection.
 	down         atomic.Bool
 	ejectedUntil atomic.Int64
+	fails        failures
 }
 
 // Available reports whether the target may be given new requests.
@@ -83,22 +84,28 @@ type Pool struct {
 	PreserveHost bool
 	// ResponseHeaderTimeout bounds the wait for a backend's response head.
 	ResponseHeaderTimeout time.Duration
+	// Backup serves only when no target is available.
+	Backup   []*Target
+	Retry    Retry
+	Passive  *Passive
+	backupRR RoundRobin
 }
 
 // unavailable is the Skip of a first attempt.
 func unavailable(t *Target) bool { return !t.Available() }
 
-// Select picks a target for a first attempt, or nil when none is available.
+// Select picks a target for a first attempt, or nil when none is available
+// (backups included).
 func (p *Pool) Select(req *exchange.Request) *Target {
-	if len(p.Targets) == 0 {
-		return nil
+	if t := p.Policy.Select(p, req, unavailable); t != nil {
+		return t
 	}
-	return p.Policy.Select(p, req, unavailable)
+	return p.selectBackup(unavailable)
 }
 
 // SelectNext picks a target for a retry: available and not yet tried.
 func (p *Pool) SelectNext(req *exchange.Request, tried []*Target) *Target {
-	return p.Policy.Select(p, req, func(t *Target) bool {
+	skip := func(t *Target) bool {
 		if !t.Available() {
 			return true
 		}
@@ -108,7 +115,25 @@ func (p *Pool) SelectNext(req *exchange.Request, tried []*Target) *Target {
 			}
 		}
 		return false
-	})
+	}
+	if t := p.Policy.Select(p, req, skip); t != nil {
+		return t
+	}
+	return p.selectBackup(skip)
+}
+
+func (p *Pool) selectBackup(skip Skip) *Target {
+	n := uint64(len(p.Backup))
+	if n == 0 {
+		return nil
+	}
+	start := p.backupRR.next.Add(1) - 1
+	for i := uint64(0); i < n; i++ {
+		if t := p.Backup[(start+i)%n]; !skip(t) {
+			return t
+		}
+	}
+	return nil
 }
 
 // RoundRobin cycles through the targets in order.
