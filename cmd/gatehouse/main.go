@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -135,7 +137,7 @@ func serve(cfg *config.Config, loader func() (*config.Config, error), watch bool
 	ctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if watch {
-		go watchFile(ctx, path, log, func() { srv.Reload() })
+		go watchFile(ctx, path, cfg.Hash, log, func() { srv.Reload() })
 	}
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
@@ -155,9 +157,11 @@ func serve(cfg *config.Config, loader func() (*config.Config, error), watch bool
 }
 
 // watchFile polls the file (editors replace files by rename, which a poll of
-// content sees reliably) and calls reload when its bytes change.
-func watchFile(ctx context.Context, path string, log *slog.Logger, reload func()) {
-	last, _ := os.ReadFile(path)
+// content sees reliably) and calls reload when its bytes differ from those
+// last loaded (loadedHash is the hash of the bytes the server started with,
+// so a change made before the first poll is not missed).
+func watchFile(ctx context.Context, path, loadedHash string, log *slog.Logger, reload func()) {
+	last := loadedHash
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -166,8 +170,13 @@ func watchFile(ctx context.Context, path string, log *slog.Logger, reload func()
 			return
 		case <-t.C:
 		}
-		cur, err := os.ReadFile(path)
-		if err != nil || string(cur) == string(last) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(data)
+		cur := hex.EncodeToString(sum[:])
+		if cur == last {
 			continue
 		}
 		last = cur

@@ -62,6 +62,10 @@ type ResponseWriter interface {
 	// Hijack takes the raw connection over after a 101 response (HTTP/1.1 only);
 	// the reader returns bytes already buffered from the client first.
 	Hijack() (net.Conn, io.Reader, error)
+	// StopBody says the request body will not be read further (the backend
+	// answered before taking all of it): a reader blocked on it returns, and
+	// the connection is not reused for another request.
+	StopBody()
 	// Abort breaks the response off so that the client sees it incomplete
 	// (the connection is closed; HTTP/2 resets the stream).
 	Abort()

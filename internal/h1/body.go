@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 )
@@ -38,7 +39,11 @@ type Body struct {
 	maxTrail int
 
 	raw net.Conn // the socket under br, for splicing a fixed-length body
-	lr  io.LimitedReader
+	// readTimeout bounds each read of a client's body (a stalled upload must
+	// not hold a connection and a backend forever).
+	readTimeout time.Duration
+	conn        net.Conn
+	lr          io.LimitedReader
 
 	trailerBuf []byte
 	Trailers   exchange.Headers
@@ -49,6 +54,7 @@ type Body struct {
 func (b *Body) reset(br *bufio.Reader, mode bodyMode, n, limit int64, maxTrail int) {
 	b.br, b.mode, b.n, b.limit, b.maxTrail = br, mode, n, limit, maxTrail
 	b.inChunk, b.total, b.err, b.beforeRead, b.raw = false, 0, nil, nil, nil
+	b.readTimeout, b.conn = 0, nil
 	b.Trailers = b.Trailers[:0]
 	if mode == bodyNone || mode == bodyFixed && n == 0 {
 		b.err = io.EOF
@@ -74,6 +80,9 @@ func (b *Body) Read(p []byte) (int, error) {
 		f := b.beforeRead
 		b.beforeRead = nil
 		f()
+	}
+	if b.readTimeout > 0 && b.br.Buffered() == 0 {
+		b.conn.SetReadDeadline(time.Now().Add(b.readTimeout))
 	}
 	var n int
 	switch b.mode {
@@ -124,12 +133,27 @@ func (b *Body) SpliceTo(w io.Writer, rf io.ReaderFrom) (int64, error) {
 		}
 	}
 	if b.n > 0 {
-		b.lr = io.LimitedReader{R: b.raw, N: b.n}
+		// What went through w must be on the wire before the socket-to-socket
+		// copy starts, or the backend would get the body out of order.
+		if f, ok := w.(interface{ Flush() error }); ok {
+			if err := f.Flush(); err != nil {
+				b.err = err
+				return total, err
+			}
+		}
+	}
+	// A MiB at a time, so that a stalled sender meets the read timeout.
+	for b.n > 0 {
+		if b.readTimeout > 0 {
+			b.conn.SetReadDeadline(time.Now().Add(b.readTimeout))
+		}
+		step := min(b.n, 1<<20)
+		b.lr = io.LimitedReader{R: b.raw, N: step}
 		m, err := rf.ReadFrom(&b.lr)
 		b.lr.R = nil
 		b.n -= m
 		total += m
-		if err == nil && b.n > 0 {
+		if err == nil && m < step {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
@@ -50,10 +52,38 @@ type ClientConn struct {
 	body     Body
 	Reused   bool
 	lastUsed time.Time
-	broken   bool
+	// broken is set from the request-body goroutine too.
+	broken atomic.Bool
 }
 
 var errTransportClosed = errors.New("h1: transport closed")
+
+// livenessCheckAfter is the idle time after which a pooled connection is
+// checked before reuse.
+const livenessCheckAfter = 50 * time.Millisecond
+
+// alive reports whether an idle connection is still open and silent: a
+// non-blocking peek that finds EOF, an error or unsolicited bytes means the
+// connection cannot carry a request.
+func alive(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var buf [1]byte
+	rerr := rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		_ = n
+		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		return true
+	})
+	return rerr == nil && ok
+}
 
 // Get returns an idle connection, or dials a new one.
 func (t *Transport) Get(ctx context.Context) (*ClientConn, error) {
@@ -63,13 +93,22 @@ func (t *Transport) Get(ctx context.Context) (*ClientConn, error) {
 		cc := t.idle[n-1]
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
-		if t.IdleTimeout > 0 && now.Sub(cc.lastUsed) > t.IdleTimeout {
+		idle := now.Sub(cc.lastUsed)
+		if t.IdleTimeout > 0 && idle > t.IdleTimeout {
 			t.mu.Unlock()
 			cc.nc.Close()
 			t.mu.Lock()
 			continue
 		}
 		t.mu.Unlock()
+		// After a quiet spell the backend may have closed the connection
+		// (most close idle ones within seconds): look before using it. Under
+		// load connections idle for microseconds and skip the syscall.
+		if idle > livenessCheckAfter && !alive(cc.nc) {
+			cc.nc.Close()
+			t.mu.Lock()
+			continue
+		}
 		cc.Reused = true
 		return cc, nil
 	}
@@ -100,7 +139,7 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 // Release gives the connection back for reuse when its response was read to
 // the end and both sides allow keep-alive; otherwise it closes it.
 func (cc *ClientConn) Release() {
-	if cc.broken || cc.Resp.Close || !cc.body.Done() || cc.br.Buffered() > 0 {
+	if cc.broken.Load() || cc.Resp.Close || !cc.body.Done() || cc.br.Buffered() > 0 {
 		cc.nc.Close()
 		return
 	}
@@ -117,7 +156,11 @@ func (cc *ClientConn) Release() {
 }
 
 // Close closes the connection for good.
-func (cc *ClientConn) Close() { cc.broken = true; cc.nc.Close() }
+func (cc *ClientConn) Close() { cc.broken.Store(true); cc.nc.Close() }
+
+// DontReuse keeps the connection out of the pool once the exchange ends
+// (its response can still be read).
+func (cc *ClientConn) DontReuse() { cc.broken.Store(true) }
 
 // CloseIdle closes every idle connection; with final, later Gets fail.
 func (t *Transport) CloseIdle(final bool) {
@@ -138,7 +181,7 @@ func (cc *ClientConn) Writer() *bufio.Writer { return cc.bw }
 
 // Conn returns the raw connection and the reader holding bytes already
 // received, for tunnels after 101 Switching Protocols.
-func (cc *ClientConn) Conn() (net.Conn, io.Reader) { cc.broken = true; return cc.nc, cc.br }
+func (cc *ClientConn) Conn() (net.Conn, io.Reader) { cc.broken.Store(true); return cc.nc, cc.br }
 
 // RawConn is the socket, for splicing request bodies.
 func (cc *ClientConn) RawConn() net.Conn { return cc.nc }
@@ -202,22 +245,25 @@ func (cc *ClientConn) ReadResponse(headRequest bool) (*Response, error) {
 			// Nothing arrived: the caller may decide to wait again.
 			return nil, err
 		}
-		cc.broken = true
+		cc.broken.Store(true)
 		if _, ok := IsHeadError(err); ok {
 			return nil, errRespHeadTooLarge
+		}
+		if err == io.EOF && len(head) > 0 {
+			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
 	r := &cc.Resp
 	if err := parseResponse(head, r); err != nil {
-		cc.broken = true
+		cc.broken.Store(true)
 		return nil, err
 	}
 	switch {
 	case r.Status < 200 || r.Status == 204 || r.Status == 304 || headRequest:
 		cc.body.reset(cc.br, bodyNone, 0, 0, 0)
 		if r.Status == 101 {
-			cc.broken = true
+			cc.broken.Store(true)
 		}
 	case r.Chunked:
 		cc.body.reset(cc.br, bodyChunked, 0, 0, cc.t.MaxHeader)
@@ -308,16 +354,9 @@ func lastCodingIsChunked(v []byte) bool {
 	return exchange.EqualFold(trimOWS(v), "chunked")
 }
 
-// IsUnexpectedClose reports a connection closed before a response began:
-// on a reused connection this is the backend's idle close racing our request.
-func IsUnexpectedClose(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnReset(err)
-}
-
-func isConnReset(err error) bool {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Op == "read" || oe.Op == "write"
-	}
-	return false
+// IsIdleClose reports a connection closed before a single byte of the
+// response arrived (EOF, reset, broken pipe — never a timeout): on a reused
+// connection this is the backend's idle close racing our request.
+func IsIdleClose(err error) bool {
+	return err == io.EOF || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -27,6 +27,8 @@ type Limits struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	MaxBodyBytes      int64 // 0: unlimited
+	// BodyReadTimeout bounds the wait for each read of a request body.
+	BodyReadTimeout time.Duration
 }
 
 // Server runs the HTTP/1.1 connection loop.
@@ -91,6 +93,7 @@ func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
 	c.local = addrPort(nc.LocalAddr())
 	handedOver := c.serve(st)
 	if !handedOver {
+		c.bw.Flush()
 		nc.Close()
 	}
 	c.srv, c.nc = nil, nil
@@ -113,6 +116,24 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
+// isH2Preface tells whether the connection opens with the HTTP/2 preface,
+// reading more only while what has arrived is still a prefix of it (an
+// HTTP/1 request shorter than the preface must not wait for more bytes).
+func (c *conn) isH2Preface() bool {
+	for n := 1; ; n++ {
+		p, err := c.br.Peek(min(max(n, c.br.Buffered()), len(h2Preface)))
+		if !bytes.HasPrefix(h2Preface, p) {
+			return false
+		}
+		if len(p) == len(h2Preface) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
 func (c *conn) serve(st *ConnState) (handedOver bool) {
 	s := c.srv
 	first := true
@@ -128,9 +149,10 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 		}
 		st.idle.Store(false)
 		if first && s.H2C != nil {
-			if p, _ := c.br.Peek(len(h2Preface)); bytes.Equal(p, h2Preface) {
+			if c.isH2Preface() {
 				c.nc.SetReadDeadline(time.Time{})
-				s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p[:c.br.Buffered()]...)), c.nc))
+				p, _ := c.br.Peek(c.br.Buffered())
+				s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p...)), c.nc))
 				return true
 			}
 		}
@@ -180,6 +202,9 @@ func (c *conn) prepareBody(lim *Limits) bool {
 	default:
 		c.body.reset(c.br, bodyNone, 0, 0, 0)
 	}
+	if r.Chunked || r.ContentLength > 0 {
+		c.body.readTimeout, c.body.conn = lim.BodyReadTimeout, c.nc
+	}
 	r.Body = &c.body
 	r.Trailers = &c.body.Trailers
 	c.rw.reset(r)
@@ -225,12 +250,9 @@ func (c *conn) finishRequest() bool {
 			return false
 		}
 	}
-	if c.br.Buffered() == 0 {
-		if c.bw.Flush() != nil {
-			return false
-		}
-	}
-	return true
+	// Always flush: holding a response back for a pipelined request that
+	// may wait on a slow backend (or never complete) would delay or lose it.
+	return c.bw.Flush() == nil
 }
 
 const maxDrain = 256 << 10

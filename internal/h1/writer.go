@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 )
@@ -181,6 +182,11 @@ func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 var errAborted = errors.New("h1: response aborted")
+
+func (w *responseWriter) StopBody() {
+	w.closeAfter = true
+	w.c.nc.SetReadDeadline(time.Now())
+}
 
 func (w *responseWriter) Abort() {
 	w.closeAfter = true

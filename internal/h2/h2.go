@@ -4,11 +4,13 @@
 package h2
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -18,20 +20,34 @@ import (
 
 // Server serves HTTP/2 connections.
 type Server struct {
-	h2      http2.Server
+	h2      *http2.Server
+	base    *http.Server // carries graceful shutdown (GOAWAY) to every connection
 	handler h1.Handler
 	tls     bool
 }
 
-// New returns a server that sends every stream to handler.
-func New(handler h1.Handler, tls bool) *Server {
-	return &Server{handler: handler, tls: tls}
+// New returns a server that sends every stream to handler; connections idle
+// for idleTimeout are closed.
+func New(handler h1.Handler, tls bool, idleTimeout time.Duration) *Server {
+	s := &Server{handler: handler, tls: tls, h2: &http2.Server{IdleTimeout: idleTimeout}}
+	s.base = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), IdleTimeout: idleTimeout}
+	http2.ConfigureServer(s.base, s.h2)
+	return s
 }
 
 // ServeConn serves one connection whose first bytes (the client preface,
 // possibly more) may already have been read into buffered.
 func (s *Server) ServeConn(c net.Conn, buffered io.Reader) {
-	s.h2.ServeConn(&prefixedConn{Conn: c, r: buffered}, &http2.ServeConnOpts{Handler: http.HandlerFunc(s.serveHTTP)})
+	s.h2.ServeConn(&prefixedConn{Conn: c, r: buffered}, &http2.ServeConnOpts{
+		Handler:    http.HandlerFunc(s.serveHTTP),
+		BaseConfig: s.base,
+	})
+}
+
+// Shutdown sends GOAWAY on every connection: clients finish their streams
+// and open no new ones.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.base.Shutdown(ctx)
 }
 
 type prefixedConn struct {
@@ -72,7 +88,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	trailers := exchange.Headers{}
 	req.Trailers = &trailers
 	req.Body = &trailerBody{r: r, dst: &trailers}
-	rw := &responseWriter{w: w, req: req}
+	rw := &responseWriter{w: w, req: req, body: r.Body}
 	s.handler.ServeExchange(req, rw)
 	if rw.aborted {
 		panic(http.ErrAbortHandler)
@@ -99,6 +115,7 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 
 type responseWriter struct {
 	w        http.ResponseWriter
+	body     io.Closer
 	req      *exchange.Request
 	headSent bool
 	bytes    int64
@@ -182,6 +199,8 @@ func (w *responseWriter) Hijack() (net.Conn, io.Reader, error) {
 }
 
 func (w *responseWriter) Abort() { w.aborted = true }
+
+func (w *responseWriter) StopBody() { w.body.Close() }
 
 func (w *responseWriter) Written() (bool, int64) { return w.headSent, w.bytes }
 

@@ -134,7 +134,10 @@ func writeRequestHead(cc *h1.ClientConn, req *exchange.Request, r *route.Route, 
 			// Only a 100-continue we can relay is forwarded (below).
 			continue
 		}
-		if ct.names(n) || ops.Drops(n) {
+		// Names with '_' are dropped, as nginx does by default: many backends
+		// (CGI, WSGI, Rack) fold '_' and '-' together, so X_Forwarded_For
+		// would pass for the X-Forwarded-For that gatehouse sets.
+		if ct.names(n) || ops.Drops(n) || bytes.IndexByte(n, '_') >= 0 {
 			continue
 		}
 		cc.WriteField(n, h.Value)
@@ -149,7 +152,9 @@ func writeRequestHead(cc *h1.ClientConn, req *exchange.Request, r *route.Route, 
 	if teTrailers {
 		cc.WriteField(teName, trailersValue)
 	}
-	if req.Upgrade != nil {
+	if req.Upgrade != nil && req.ContentLength == 0 {
+		// An upgrade whose request has a body is forwarded as a plain request:
+		// the tunnel would race the body for the client's bytes.
 		cc.WriteField(connectionName, upgradeValue)
 		cc.WriteField(upgradeName, req.Upgrade)
 	}

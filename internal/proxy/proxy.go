@@ -73,49 +73,46 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 	}
 	tried := &st.tried
 	defer clear(tried[:])
-	n := 0
-	lastStatus := 503
-	for {
-		var t *upstream.Target
-		if n == 0 {
-			t = pool.Select(req)
-		} else {
-			t = pool.SelectNext(req, tried[:min(n, len(tried))])
-		}
-		if t == nil {
-			res.Status = WriteError(w, lastStatus)
-			return
-		}
+	t := pool.Select(req)
+	if t == nil {
+		res.Status = WriteError(w, 503)
+		return
+	}
+	for n := 1; ; n++ {
 		res.Target = t
-		if n < len(tried) {
-			tried[n] = t
+		if n <= len(tried) {
+			tried[n-1] = t
 		}
-		n++
 		t.InFlight.Add(1)
 		a := f.try(ctx, req, w, r, pool, t, st, trusted)
 		failed := a.err != nil || a.resp.Status >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
 			f.Log.Warn("target ejected after repeated failures", "upstream", pool.Name, "target", t.Addr, "for", pool.Passive.Eject.String())
 		}
-		if failed && n <= rp.Attempts && f.retryable(req, rp, &a) && (rp.Budget == nil || rp.Budget.Withdraw()) {
-			if a.cc != nil {
-				a.cc.Close()
+		var next *upstream.Target
+		if failed && n <= rp.Attempts && f.retryable(req, rp, &a) {
+			// With no other candidate, the last answer stands as it is.
+			next = pool.SelectNext(req, tried[:min(n, len(tried))])
+			if next != nil && rp.Budget != nil && !rp.Budget.Withdraw() {
+				next = nil
 			}
-			if a.sent != nil {
-				a.sent.wait()
-			}
-			t.InFlight.Add(-1)
-			if a.err != nil {
-				lastStatus = statusForError(a.err)
-				f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
-			} else {
-				lastStatus = a.resp.Status
-			}
-			continue
 		}
-		f.finishAttempt(req, w, r, pool, t, &a, st, res)
+		if next == nil {
+			f.finishAttempt(req, w, r, pool, t, &a, st, res)
+			t.InFlight.Add(-1)
+			return
+		}
+		if a.cc != nil {
+			a.cc.Close()
+		}
+		if a.sent != nil {
+			a.sent.wait()
+		}
 		t.InFlight.Add(-1)
-		return
+		if a.err != nil {
+			f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
+		}
+		t = next
 	}
 }
 
@@ -142,7 +139,7 @@ func (f *Forwarder) try(ctx context.Context, req *exchange.Request, w exchange.R
 		// A reused connection the backend closed while idle fails before any
 		// byte of a response: that request was never seen, so a bodyless one
 		// goes again on a new connection.
-		if err != nil && cc.Reused && !hasBody && i == 0 && h1.IsUnexpectedClose(err) {
+		if err != nil && cc.Reused && !hasBody && i == 0 && isIdempotent(req.Method) && h1.IsIdleClose(err) {
 			cc.Close()
 			if cc, err = t.Transport.Dial(ctx); err != nil {
 				return attempt{err: err, connectFailed: true}
@@ -207,7 +204,10 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 	f.relay(req, w, r, cc, a.resp, st)
 	if sent != nil {
 		if !sent.finished() {
-			// The backend answered without reading the whole body: stop sending.
+			// The backend answered without reading the whole body: the answer
+			// goes out now, and the rest of the upload is not waited for.
+			w.Flush()
+			w.StopBody()
 			cc.Close()
 		}
 		sent.wait()
@@ -226,7 +226,7 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 	}
 	if !hasBody {
 		cc.SetReadDeadline(time.Now().Add(pool.ResponseHeaderTimeout))
-		resp, err := readFinal(cc, isHead)
+		resp, err := readFinal(cc, w, isHead)
 		cc.SetReadDeadline(time.Time{})
 		return resp, nil, err
 	}
@@ -237,8 +237,10 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 		switch {
 		case err == nil && resp.Status == 100:
 		case err == nil && resp.Status >= 200:
-			// Refused before the body: the client need not send it.
-			cc.Close()
+			// Refused before the body: the client need not send it, and this
+			// connection cannot carry another request (the backend may still
+			// expect the body).
+			cc.DontReuse()
 			return resp, nil, nil
 		case err == nil:
 			// Another interim answer: send the body and read on.
@@ -252,17 +254,32 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 		}
 	}
 	s := startBody(cc, req, pool.ResponseHeaderTimeout)
-	resp, err := readFinal(cc, isHead)
+	resp, err := readFinal(cc, w, isHead)
 	s.headArrived()
 	return resp, s, err
 }
 
-// readFinal reads past interim responses (other than 101) to the final one.
-func readFinal(cc *h1.ClientConn, isHead bool) (*h1.Response, error) {
+// readFinal reads to the final response, passing interim ones (103 Early
+// Hints and the like; RFC 9110 §15.2) on to the client. A 100 Continue here
+// answers no Expect of ours and is dropped.
+func readFinal(cc *h1.ClientConn, w exchange.ResponseWriter, isHead bool) (*h1.Response, error) {
 	for {
 		resp, err := cc.ReadResponse(isHead)
 		if err != nil || resp.Status >= 200 || resp.Status == 101 {
 			return resp, err
+		}
+		if resp.Status != 100 {
+			var ct connTokens
+			ct.collect(resp.Header)
+			var fields exchange.Headers
+			for _, h := range resp.Header {
+				if !isHopByHop(h.Name) && !ct.names(h.Name) {
+					fields = append(fields, h)
+				}
+			}
+			if err := w.Write1xx(resp.Status, fields); err != nil {
+				return nil, err
+			}
 		}
 	}
 }
@@ -270,7 +287,7 @@ func readFinal(cc *h1.ClientConn, isHead bool) (*h1.Response, error) {
 // relay sends the response head and streams the body to the client.
 func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, cc *h1.ClientConn, resp *h1.Response, st *state) {
 	upgrade := resp.Status == 101
-	if upgrade && req.Upgrade == nil {
+	if upgrade && (req.Upgrade == nil || req.ContentLength != 0) {
 		cc.Close()
 		WriteError(w, 502)
 		return
@@ -352,12 +369,11 @@ func tunnel(w exchange.ResponseWriter, cc *h1.ClientConn) {
 	}
 	go pipe(up, clientr)
 	go pipe(client, upr)
+	// A half-closed side may still receive: wait for both directions. A peer
+	// that vanishes is found by TCP keep-alive, and shutdown closes the
+	// client connection, which ends both.
 	<-done
-	// One side finished: give the other a moment to drain, then end both.
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	<-done
 	client.Close()
 	up.Close()
 }

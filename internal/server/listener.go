@@ -19,6 +19,7 @@ type listener struct {
 	h2c  bool
 	ln   net.Listener
 	srv  atomic.Pointer[h1.Server]
+	h2s  atomic.Pointer[h2.Server]
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
@@ -82,6 +83,9 @@ func (l *listener) stopAccepting() { l.ln.Close() }
 // drain closes idle connections now and busy ones after their response;
 // what is still open when ctx ends is closed.
 func (l *listener) drain(ctx context.Context) {
+	if h2s := l.h2s.Load(); h2s != nil {
+		go h2s.Shutdown(ctx)
+	}
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -145,7 +149,9 @@ func (l *listener) setH2C(s *Server, on bool) {
 		Log:     s.log,
 	}
 	if on {
-		srv.H2C = h2.New(s, false).ServeConn
+		h2s := h2.New(s, false, s.snap.Load().Limits.IdleTimeout)
+		srv.H2C = h2s.ServeConn
+		l.h2s.Store(h2s)
 	}
 	l.srv.Store(srv)
 }
