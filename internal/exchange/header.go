@@ -84,7 +84,7 @@ func HasToken(v []byte, token string) bool {
 		} else {
 			item, v = v, nil
 		}
-		if equalFoldString(bytes.TrimSpace(item), token) {
+		if equalFoldString(trimOWS(item), token) {
 			return true
 		}
 	}
@@ -100,9 +100,21 @@ func HasTokenBytes(v, token []byte) bool {
 		} else {
 			item, v = v, nil
 		}
-		if bytes.EqualFold(bytes.TrimSpace(item), token) {
+		if bytes.EqualFold(trimOWS(item), token) {
 			return true
 		}
 	}
 	return false
+}
+
+// trimOWS trims SP and HTAB only: list elements are separated by OWS
+// (RFC 9110 §5.6.1), and a wider notion of space lets "close\u0085" pass.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }

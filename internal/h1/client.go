@@ -246,8 +246,11 @@ func (cc *ClientConn) ReadResponse(headRequest bool) (*Response, error) {
 			return nil, err
 		}
 		cc.broken.Store(true)
-		if _, ok := IsHeadError(err); ok {
-			return nil, errRespHeadTooLarge
+		if e, ok := IsHeadError(err); ok {
+			if e == errHeadTooLarge || e == errURITooLong {
+				return nil, errRespHeadTooLarge
+			}
+			return nil, errBadRespHead
 		}
 		if err == io.EOF && len(head) > 0 {
 			err = io.ErrUnexpectedEOF
@@ -327,7 +330,10 @@ func parseResponse(head []byte, r *Response) error {
 			clSeen, r.ContentLength = true, n
 		case len(name) == 17 && exchange.EqualFold(name, "transfer-encoding"):
 			teSeen = true
-			r.Chunked = lastCodingIsChunked(value)
+			// A field with only empty elements adds no coding.
+			if len(bytes.Trim(value, " \t,")) > 0 {
+				r.Chunked = lastCodingIsChunked(value)
+			}
 		case len(name) == 10 && exchange.EqualFold(name, "connection"):
 			connClose = connClose || exchange.HasToken(value, "close")
 			keepAlive = keepAlive || exchange.HasToken(value, "keep-alive")
@@ -339,15 +345,26 @@ func parseResponse(head []byte, r *Response) error {
 			return &Error{502, "response has both Content-Length and Transfer-Encoding"}
 		}
 		r.ContentLength = -1
-		if !r.Chunked {
-			r.Close = true // read until close
+		// Not chunked: read until close. In HTTP/1.0 the framing is faulty
+		// whatever it says (RFC 9112 §6.1): close after it too.
+		if !r.Chunked || minor == 0 {
+			r.Close = true
 		}
 	}
 	r.Close = r.Close || connClose || minor == 0 && !keepAlive
 	return nil
 }
 
+// lastCodingIsChunked ignores empty list elements (RFC 9110 §5.6.1).
 func lastCodingIsChunked(v []byte) bool {
+	for {
+		v = trimOWS(v)
+		if len(v) > 0 && v[len(v)-1] == ',' {
+			v = v[:len(v)-1]
+			continue
+		}
+		break
+	}
 	if i := bytes.LastIndexByte(v, ','); i >= 0 {
 		v = v[i+1:]
 	}

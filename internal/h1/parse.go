@@ -40,6 +40,7 @@ var (
 	errURITooLong       = &Error{414, "request target too long"}
 	errBadStatus        = &Error{502, "malformed status line"}
 	errRespHeadTooLarge = &Error{502, "response head too large"}
+	errBadRespHead      = &Error{502, "malformed response head"}
 )
 
 // ReadHead reads one message head (start line and fields, up to and including
@@ -56,6 +57,7 @@ func readLines(br *bufio.Reader, buf []byte, max int, startLine bool) ([]byte, e
 	buf = buf[:0]
 	inStartLine := startLine
 	lineStart := 0
+	skipped := 0
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(buf)+len(frag) > max {
@@ -77,8 +79,8 @@ func readLines(br *bufio.Reader, buf []byte, max int, startLine bool) ([]byte, e
 		}
 		if len(line) == 2 {
 			if inStartLine {
-				// Empty line before the start line: ignore it, once or a few times.
-				if len(buf) > 8 {
+				// Empty line before the start line: ignore it, a few times.
+				if skipped++; skipped > 4 {
 					return buf, errBadRequest
 				}
 				buf = buf[:0]
@@ -152,7 +154,7 @@ func ParseRequest(head []byte, req *exchange.Request) error {
 	} else {
 		req.Path = target
 	}
-	if i := bytes.IndexByte(req.Path, '#'); i >= 0 {
+	if i := bytes.IndexByte(req.Path, '#'); i >= 0 || !validEscapes(req.Path) {
 		return errBadTarget
 	}
 
@@ -250,7 +252,7 @@ func ParseRequest(head []byte, req *exchange.Request) error {
 		return errNoHost
 	}
 	if minor == 0 {
-		req.Close = !keepAlive
+		req.Close = connClose || !keepAlive
 	} else {
 		req.Close = connClose
 	}
@@ -332,4 +334,20 @@ func IsHeadError(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// validEscapes checks that every '%' starts a two-digit hex escape
+// (RFC 3986 §2.1), as net/http and nginx require.
+func validEscapes(p []byte) bool {
+	for i := bytes.IndexByte(p, '%'); i >= 0; i = bytes.IndexByte(p, '%') {
+		if i+2 >= len(p) || !isHexDigit(p[i+1]) || !isHexDigit(p[i+2]) {
+			return false
+		}
+		p = p[i+3:]
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

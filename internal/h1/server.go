@@ -96,6 +96,11 @@ func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
 		c.bw.Flush()
 		nc.Close()
 	}
+	if c.rw.hijacked {
+		// The hijacker may still read the buffered reader: this conn is
+		// its now, and is not recycled.
+		return
+	}
 	c.srv, c.nc = nil, nil
 	c.br.Reset(nil)
 	c.bw.Reset(nil)
@@ -218,8 +223,13 @@ func (c *conn) serveOne() {
 		if p := recover(); p != nil {
 			c.srv.Log.Error("panic serving request", "panic", p, "stack", string(debug.Stack()))
 			c.rw.closeAfter = true
-			if !c.rw.headSent && !c.rw.hijacked {
+			switch {
+			case c.rw.hijacked:
+			case !c.rw.headSent:
 				c.writeError(500, "500 Internal Server Error\n")
+			default:
+				// The body is cut short: the client must see it unfinished.
+				c.rw.Abort()
 			}
 		}
 	}()
