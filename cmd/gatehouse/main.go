@@ -92,9 +92,17 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return 2
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err == nil {
+		// What the config asks may still be more than this build can run.
+		err = server.Check(cfg)
+	}
+	if err != nil {
 		printConfigErrors(stderr, err)
 		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "%s (warning)\n", w.Error())
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0

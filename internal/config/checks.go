@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -79,16 +80,16 @@ func checkHostPattern(h string) string {
 	return fmt.Sprintf("invalid host pattern %s: %s", quote(h), forms)
 }
 
-// targetSchemes lists the schemes a target URL may use; https joins when
-// the proxy can speak TLS to backends.
-func targetSchemes() []string { return []string{"http"} }
+// targetSchemes lists the schemes a target URL may use: http and https,
+// and their dns+ and srv+ forms for targets found by DNS (see
+// Target.Discovery).
+func targetSchemes() []string {
+	return []string{"http", "https", "dns+http", "dns+https", "srv+http", "srv+https"}
+}
 
 func checkTargetURL(u *url.URL) string {
 	schemes := targetSchemes()
-	ok := false
-	for _, s := range schemes {
-		ok = ok || u.Scheme == s
-	}
+	ok := slices.Contains(schemes, u.Scheme)
 	switch {
 	case !ok && u.Opaque != "" && !strings.HasPrefix(u.Opaque, "/"):
 		// "localhost:9001" parses as scheme "localhost".
@@ -96,7 +97,7 @@ func checkTargetURL(u *url.URL) string {
 	case !ok && u.Scheme == "":
 		return fmt.Sprintf("scheme must be %s: write %s://HOST:PORT", joinOr(schemes), schemes[0])
 	case !ok:
-		return fmt.Sprintf("scheme must be %s, not %q", joinOr(schemes), u.Scheme)
+		return fmt.Sprintf("scheme must be %s, not %q%s", joinOr(schemes), u.Scheme, suggest(u.Scheme, schemes))
 	case u.Opaque != "" || u.Hostname() == "":
 		return fmt.Sprintf("the URL has no host: write %s://HOST:PORT", u.Scheme)
 	case u.User != nil:
@@ -107,6 +108,26 @@ func checkTargetURL(u *url.URL) string {
 		return "the URL must not contain a fragment (#...)"
 	case u.Port() == "0":
 		return "port 0 is not a valid target port"
+	}
+	kind, scheme := splitScheme(u.Scheme)
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return fmt.Sprintf("invalid port %s: write a number from 1 to 65535", quote(p))
+		}
+	} else if strings.HasSuffix(u.Host, ":") && kind != DiscoverySRV {
+		return "the port after \":\" is empty: write a port, or leave the colon out"
+	}
+	host := u.Hostname()
+	switch {
+	case kind == DiscoveryPlain:
+	case isIP(host):
+		return fmt.Sprintf("%s looks up a host name, and %s is an address: write %s://%s", u.Scheme, host, scheme, u.Host)
+	case !isDNSName(host):
+		return fmt.Sprintf("invalid host name %s: %s looks it up in DNS", quote(host), u.Scheme)
+	case kind == DiscoverySRV && u.Port() != "":
+		return fmt.Sprintf("%s takes no port: the SRV records give the ports; write %s://%s", u.Scheme, u.Scheme, host)
+	case kind == DiscoverySRV && strings.HasSuffix(u.Host, ":"):
+		return fmt.Sprintf("%s takes no port: the SRV records give the ports", u.Scheme)
 	}
 	return ""
 }

@@ -27,6 +27,9 @@ var (
 	middlewareType = reflect.TypeFor[Middleware]()
 	nodeType       = reflect.TypeFor[*yaml.Node]()
 	posType        = reflect.TypeFor[Pos]()
+	statusesType   = reflect.TypeFor[StatusRanges]()
+	ratioType      = reflect.TypeFor[Ratio]()
+	retryOnType    = reflect.TypeFor[RetryOn]()
 )
 
 type decoder struct {
@@ -173,6 +176,21 @@ func (d *decoder) into(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case nodeType:
 		v.Set(reflect.ValueOf(n))
+		return
+	case statusesType:
+		if r, ok := d.statusRanges(n, path); ok {
+			v.Set(reflect.ValueOf(r))
+		}
+		return
+	case ratioType:
+		if r, ok := d.ratio(n, path); ok {
+			v.SetFloat(float64(r))
+		}
+		return
+	case retryOnType:
+		if r, ok := d.retryOn(n, path); ok {
+			v.Set(reflect.ValueOf(r))
+		}
 		return
 	}
 

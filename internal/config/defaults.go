@@ -19,6 +19,21 @@ const (
 	DefaultConnectTimeout    = 5 * time.Second
 	DefaultResponseHeader    = 60 * time.Second
 	DefaultUpstreamIdle      = 90 * time.Second
+	DefaultTransport         = "h1"
+	DefaultMaxIdlePerTarget  = 256
+	DefaultResolveInterval   = 30 * time.Second
+	DefaultRetryAttempts     = 1
+	DefaultRetryBudget       = 0.2 // 20%
+	DefaultMinRetriesPerSec  = 3
+	DefaultHealthPath        = "/healthz"
+	DefaultHealthInterval    = 2 * time.Second
+	DefaultHealthTimeout     = 1 * time.Second // but at most half the interval
+	DefaultHealthFall        = 3
+	DefaultHealthRise        = 2
+	DefaultExpectStatus      = "200-399"
+	DefaultPassiveMaxFails   = 3
+	DefaultPassiveWindow     = 10 * time.Second
+	DefaultPassiveEject      = 30 * time.Second
 	DefaultRespondStatus     = 200
 	DefaultRedirectStatus    = 308
 )
@@ -48,10 +63,43 @@ func applyDefaults(c *Config, pos Positions) {
 		for i := range u.Targets {
 			def(fieldPath(indexPath(fieldPath(p, "targets"), i), "weight"), func() { u.Targets[i].Weight = DefaultWeight })
 		}
+		for i := range u.Backup {
+			def(fieldPath(indexPath(fieldPath(p, "backup"), i), "weight"), func() { u.Backup[i].Weight = DefaultWeight })
+		}
 		tp := fieldPath(p, "timeouts")
 		def(fieldPath(tp, "connect"), func() { u.Timeouts.Connect = DefaultConnectTimeout })
 		def(fieldPath(tp, "response_header"), func() { u.Timeouts.ResponseHeader = DefaultResponseHeader })
 		def(fieldPath(tp, "idle"), func() { u.Timeouts.Idle = DefaultUpstreamIdle })
+
+		def(fieldPath(p, "transport"), func() { u.Transport = DefaultTransport })
+		def(fieldPath(p, "max_idle_per_target"), func() { u.MaxIdlePerTarget = DefaultMaxIdlePerTarget })
+		def(fieldPath(p, "resolve_interval"), func() { u.ResolveInterval = DefaultResolveInterval })
+
+		rp := fieldPath(p, "retries")
+		def(fieldPath(rp, "attempts"), func() { u.Retries.Attempts = DefaultRetryAttempts })
+		def(fieldPath(rp, "on"), func() { u.Retries.On = []RetryOn{{Kind: RetryConnect}} })
+		def(fieldPath(rp, "budget"), func() { u.Retries.Budget = DefaultRetryBudget })
+		def(fieldPath(rp, "min_retries_per_second"), func() { u.Retries.MinRetriesPerSecond = DefaultMinRetriesPerSec })
+
+		// Health checks are off unless their section is written; a written
+		// section gets defaults for what it leaves out.
+		if a := u.Health.Active; a != nil {
+			ap := fieldPath(p, "health.active")
+			def(fieldPath(ap, "path"), func() { a.Path = DefaultHealthPath })
+			def(fieldPath(ap, "interval"), func() { a.Interval = DefaultHealthInterval })
+			// A default must not contradict what is written: with
+			// interval: 500ms, a 1s timeout would be an error.
+			def(fieldPath(ap, "timeout"), func() { a.Timeout = min(DefaultHealthTimeout, a.Interval/2) })
+			def(fieldPath(ap, "fall"), func() { a.Fall = DefaultHealthFall })
+			def(fieldPath(ap, "rise"), func() { a.Rise = DefaultHealthRise })
+			def(fieldPath(ap, "expect_status"), func() { a.ExpectStatus, _ = ParseStatusRanges(DefaultExpectStatus) })
+		}
+		if ps := u.Health.Passive; ps != nil {
+			pp := fieldPath(p, "health.passive")
+			def(fieldPath(pp, "max_fails"), func() { ps.MaxFails = DefaultPassiveMaxFails })
+			def(fieldPath(pp, "window"), func() { ps.Window = DefaultPassiveWindow })
+			def(fieldPath(pp, "eject"), func() { ps.Eject = DefaultPassiveEject })
+		}
 	}
 
 	for si := range c.Sites {

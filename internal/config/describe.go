@@ -23,6 +23,12 @@ func describe(t reflect.Type) string {
 		return "a URL or a mapping {url, weight}"
 	case middlewareType:
 		return "a one-key mapping {NAME: {settings}}"
+	case statusesType:
+		return "status codes and ranges (like \"200-399\" or \"200,204\")"
+	case ratioType:
+		return "a percentage (like 20%)"
+	case retryOnType:
+		return "connect, timeout, reset or a status code"
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -57,6 +63,12 @@ func plural(t reflect.Type) string {
 		return "targets (URLs or {url, weight} mappings)"
 	case middlewareType:
 		return "one-key mappings {NAME: {settings}}"
+	case statusesType:
+		return "status code lists"
+	case ratioType:
+		return "percentages"
+	case retryOnType:
+		return "retry conditions (connect, timeout, reset or a status code)"
 	}
 	switch t.Kind() {
 	case reflect.String:

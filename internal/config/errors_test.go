@@ -76,7 +76,7 @@ func TestErrors(t *testing.T) {
 upstreams:
   a:
     targets:
-      - https://a:1
+      - htps://a:1
       - localhost:9001
       - http://
       - http://u:p@a:1
@@ -93,7 +93,7 @@ upstreams:
   d:
 `,
 			want: []string{
-				`5:9: upstreams.a.targets[0]: scheme must be http, not "https"`,
+				`5:9: upstreams.a.targets[0]: scheme must be http, https, dns+http, dns+https, srv+http or srv+https, not "htps" (did you mean "https"?)`,
 				`6:9: upstreams.a.targets[1]: the URL has no scheme: write http://localhost:9001`,
 				`7:9: upstreams.a.targets[2]: the URL has no host: write http://HOST:PORT`,
 				`8:9: upstreams.a.targets[3]: the URL must not contain a user name or password`,
@@ -104,10 +104,219 @@ upstreams:
 				`13:9: upstreams.a.targets[8].url: url is required`,
 				`14:9: upstreams.a.targets[9]: invalid URL "http://[::1": missing ']' in host`,
 				`15:9: upstreams.a.targets[10]: invalid URL "127.0.0.1:9001": first path segment in URL cannot contain colon (is the scheme, like http://, missing?)`,
-				`16:15: upstreams.a.targets[11].url: scheme must be http, not "ftp"`,
+				`16:15: upstreams.a.targets[11].url: scheme must be http, https, dns+http, dns+https, srv+http or srv+https, not "ftp"`,
 				`17:3: upstreams.b.targets: an upstream needs at least one target`,
 				`18:16: upstreams.c.targets: an upstream needs at least one target`,
 				`19:3: upstreams.d.targets: an upstream needs at least one target`,
+			},
+		},
+		{
+			name: "target schemes",
+			text: `listeners: [{addr: ":1"}]
+upstreams:
+  a:
+    targets:
+      - dns+http://10.0.0.1:80
+      - srv+http://_h._tcp.a:80
+      - dns+https://bad_-.x
+      - http://a:99999
+      - srv+https://[::1]
+      - "dns+http://a b"
+      - "srv+http://_h._tcp.a:"
+    resolve_interval: 0s
+  b:
+    targets: [http://a:1]
+    resolve_interval: 10s
+  c:
+    targets: [http://a:1]
+    backup: [{url: http://b:1, weight: 0}, ftp://x, ~, "http://b:"]
+    max_idle_per_target: -1
+    max_conns_per_target: -2
+  d:
+    targets: [srv+http://x]
+    backup: [http://y:1]
+    resolve_interval: 1m
+`,
+			want: []string{
+				`5:9: upstreams.a.targets[0]: dns+http looks up a host name, and 10.0.0.1 is an address: write http://10.0.0.1:80`,
+				`6:9: upstreams.a.targets[1]: srv+http takes no port: the SRV records give the ports; write srv+http://_h._tcp.a`,
+				`7:9: upstreams.a.targets[2]: invalid host name "bad_-.x": dns+https looks it up in DNS`,
+				`8:9: upstreams.a.targets[3]: invalid port "99999": write a number from 1 to 65535`,
+				`9:9: upstreams.a.targets[4]: srv+https looks up a host name, and ::1 is an address: write https://[::1]`,
+				`10:9: upstreams.a.targets[5]: invalid URL "dns+http://a b": invalid character " " in host name`,
+				`11:9: upstreams.a.targets[6]: srv+http takes no port: the SRV records give the ports`,
+				`12:23: upstreams.a.resolve_interval: resolve_interval must be positive`,
+				`15:23: upstreams.b.resolve_interval: resolve_interval applies only to dns+http(s):// and srv+http(s):// targets`,
+				`18:40: upstreams.c.backup[0].weight: weight must be between 1 and 1000, got 0`,
+				`18:44: upstreams.c.backup[1]: scheme must be http, https, dns+http, dns+https, srv+http or srv+https, not "ftp"`,
+				`18:53: upstreams.c.backup[2]: expected a URL or a mapping {url, weight}, got null`,
+				`18:56: upstreams.c.backup[3]: the port after ":" is empty: write a port, or leave the colon out`,
+				`19:26: upstreams.c.max_idle_per_target: max_idle_per_target must not be negative, got -1`,
+				`20:27: upstreams.c.max_conns_per_target: max_conns_per_target must not be negative (0 means unlimited), got -2`,
+			},
+		},
+		{
+			name: "transport and tls",
+			text: `listeners: [{addr: ":1"}]
+upstreams:
+  a:
+    targets: [http://a:1, https://b:1]
+    backup: [dns+http://c:1]
+    transport: h2
+  b:
+    targets: [https://a:1, {url: "srv+https://_x._tcp.b"}, http://c:1]
+    transport: h2c
+  c:
+    targets: [http://a:1]
+    transport: http2
+    tls: {server_name: "a b", cert_file: testdata/tls/client.pem}
+  d:
+    targets: [https://a:1]
+    tls: {key_file: testdata/tls/client.key, ca_file: testdata/tls/missing.pem}
+  e:
+    targets: [https://a:1]
+    tls: {ca_file: testdata/tls/client.key, cert_file: testdata/tls/client.pem, key_file: testdata/tls/other.key}
+  f:
+    targets: [https://a:1]
+    tls: {ca_file: testdata, cert_file: testdata/tls/client.key, key_file: testdata/tls/client.key}
+  g:
+    targets: [https://a:1]
+    tls: {ca_file: "", cert_file: testdata/tls/client.pem, key_file: testdata/tls/ca.pem, insecure_skip_verify: 1}
+  h:
+    targets: [https://a:1]
+    tls: {ca_file: testdata/tls/bad.pem, cert_file: testdata/tls/bad.pem, key_file: testdata/tls/client.key, server_name: "a:443"}
+  i:
+    targets: [htp://a:1]
+    tls: {}
+    transport: H2
+`,
+			want: []string{
+				`4:15: upstreams.a.targets[0]: transport: h2 (line 6) is HTTP/2 over TLS and needs https targets; for HTTP/2 without TLS use transport: h2c`,
+				`5:14: upstreams.a.backup[0]: transport: h2 (line 6) is HTTP/2 over TLS and needs https targets; for HTTP/2 without TLS use transport: h2c`,
+				`8:15: upstreams.b.targets[0]: transport: h2c (line 9) is HTTP/2 without TLS and needs http targets; for HTTP/2 over TLS use transport: h2`,
+				`8:34: upstreams.b.targets[1].url: transport: h2c (line 9) is HTTP/2 without TLS and needs http targets; for HTTP/2 over TLS use transport: h2`,
+				`12:16: upstreams.c.transport: unknown transport "http2": use h1, h2 or h2c`,
+				`13:10: upstreams.c.tls: tls is set but no target uses https: write https:// (or dns+https://, srv+https://) targets, or remove tls`,
+				`13:10: upstreams.c.tls.key_file: key_file is required with cert_file: the client certificate's private key`,
+				`13:24: upstreams.c.tls.server_name: invalid server_name "a b": write a host name or an IP address, without a port`,
+				`16:10: upstreams.d.tls.cert_file: cert_file is required with key_file: the client certificate`,
+				`16:55: upstreams.d.tls.ca_file: cannot read ca_file "testdata/tls/missing.pem": no such file or directory`,
+				`19:20: upstreams.e.tls.ca_file: ca_file "testdata/tls/client.key" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+				`19:91: upstreams.e.tls.key_file: key_file "testdata/tls/other.key" is not the key of the certificate in cert_file "testdata/tls/client.pem"`,
+				`22:20: upstreams.f.tls.ca_file: cannot read ca_file "testdata": not a regular file`,
+				`22:41: upstreams.f.tls.cert_file: cert_file "testdata/tls/client.key" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+				`25:20: upstreams.g.tls.ca_file: ca_file is empty: write the path of a PEM file`,
+				`25:70: upstreams.g.tls.key_file: key_file "testdata/tls/ca.pem": found a certificate rather than a key in the PEM for the private key`,
+				`25:113: upstreams.g.tls.insecure_skip_verify: expected true or false, got the integer 1`,
+				`28:20: upstreams.h.tls.ca_file: ca_file "testdata/tls/bad.pem": certificate 1 does not parse: malformed certificate`,
+				`28:53: upstreams.h.tls.cert_file: cert_file "testdata/tls/bad.pem": certificate 1 does not parse: malformed certificate`,
+				`28:123: upstreams.h.tls.server_name: invalid server_name "a:443": write a host name or an IP address, without a port`,
+				`30:15: upstreams.i.targets[0]: scheme must be http, https, dns+http, dns+https, srv+http or srv+https, not "htp" (did you mean "http"?)`,
+				`32:16: upstreams.i.transport: unknown transport "H2" (did you mean "h2"?): use h1, h2 or h2c`,
+			},
+		},
+		{
+			name: "health checks",
+			text: `listeners: [{addr: ":1"}]
+upstreams:
+  a:
+    targets: [http://a:1]
+    health:
+      active:
+        path: healthz
+        interval: 0s
+        timeout: 1s
+        fall: 0
+        rise: -1
+        expect_status: "399-200"
+        headers: {Host: x, "Bad Name": y}
+        host: "::1"
+      passive: {max_fails: 0, window: 0s, eject: forever}
+  b:
+    targets: [http://a:1]
+    health:
+      active: {interval: 1s, timeout: 1s, expect_status: 600, path: "/a b"}
+      pasive: {}
+  c:
+    targets: [http://a:1]
+    health: {active: {interval: 1s, expect_status: "2xx", host: "a:0"}, passive: {window: 1}}
+  d:
+    targets: [http://a:1]
+    health: {active: {interval: soon, fall: x}, passive: []}
+  e:
+    targets: [http://a:1]
+    health: {active: {interval: 1ns}}
+  f:
+    targets: [http://a:1]
+    health: {active: true}
+`,
+			want: []string{
+				`7:15: upstreams.a.health.active.path: path must start with "/", got "healthz"`,
+				`8:19: upstreams.a.health.active.interval: interval must be positive`,
+				`10:15: upstreams.a.health.active.fall: fall must be at least 1, got 0`,
+				`11:15: upstreams.a.health.active.rise: rise must be at least 1, got -1`,
+				`12:24: upstreams.a.health.active.expect_status: range "399-200" is backwards: write the lower code first, like 200-399`,
+				`13:19: upstreams.a.health.active.headers.Host: the Host header of the checks goes in host, not in headers`,
+				`13:28: upstreams.a.health.active.headers["Bad Name"]: invalid header name "Bad Name": a header name is a single word of letters, digits and -`,
+				`14:15: upstreams.a.health.active.host: invalid host "::1": write a host name or an address, optionally with a port, like example.com or example.com:8080 (an IPv6 address goes in brackets: [::1])`,
+				`15:28: upstreams.a.health.passive.max_fails: max_fails must be at least 1, got 0`,
+				`15:39: upstreams.a.health.passive.window: window must be positive`,
+				`15:50: upstreams.a.health.passive.eject: invalid duration "forever": write a number and a unit (ns, us, ms, s, m, h), like 250ms, 30s or 1h30m`,
+				`19:39: upstreams.b.health.active.timeout: timeout (1s) must be shorter than interval (1s)`,
+				`19:58: upstreams.b.health.active.expect_status: status 600 is out of range: status codes are from 100 to 599`,
+				`19:69: upstreams.b.health.active.path: invalid path "/a b": a path has no spaces, control characters or #`,
+				`20:7: upstreams.b.health.pasive: unknown field "pasive" (did you mean "passive"?)`,
+				`23:52: upstreams.c.health.active.expect_status: invalid status list "2xx": write status codes and ranges separated by commas, like "200-399" or "200,204,300-399"`,
+				`23:65: upstreams.c.health.active.host: invalid port "0" in host: write a number from 1 to 65535`,
+				`23:91: upstreams.c.health.passive.window: a duration needs a unit: write 1s or 1ms, for example`,
+				`26:33: upstreams.d.health.active.interval: invalid duration "soon": write a number and a unit (ns, us, ms, s, m, h), like 250ms, 30s or 1h30m`,
+				`26:45: upstreams.d.health.active.fall: expected an integer, got the string "x"`,
+				`26:58: upstreams.d.health.passive: expected a mapping, got a list`,
+				`29:33: upstreams.e.health.active.interval: interval 1ns is too short to leave time for a check: timeout defaults to half the interval`,
+				`32:22: upstreams.f.health.active: expected a mapping, got true`,
+			},
+		},
+		{
+			name: "retries",
+			text: `listeners: [{addr: ":1"}]
+upstreams:
+  a:
+    targets: [http://a:1]
+    retries: {attempts: 11, on: [connect, Connect, 502, 502, 302, 600, "5xx", tiemout, ~, [x]], budget: 120%, min_retries_per_second: -1}
+  b:
+    targets: [http://a:1]
+    retries: {attempts: -1, on: [], budget: "20"}
+  c:
+    targets: [http://a:1]
+    retries: {on: connect, budget: -5%}
+  d:
+    targets: [http://a:1]
+    retries: {budget: 0.2, attempts: 1.5, on: [0x1f6]}
+  e:
+    targets: [http://a:1]
+    retries: [connect]
+`,
+			want: []string{
+				`5:25: upstreams.a.retries.attempts: attempts must be between 0 (no retries) and 10, got 11`,
+				`5:43: upstreams.a.retries.on[1]: unknown retry condition "Connect" (did you mean "connect"?): use connect, timeout, reset or a status code from 400 to 599`,
+				`5:57: upstreams.a.retries.on[3]: 502 is listed twice`,
+				`5:62: upstreams.a.retries.on[4]: cannot retry on status 302: use connect, timeout, reset or a status code from 400 to 599`,
+				`5:67: upstreams.a.retries.on[5]: cannot retry on status 600: use connect, timeout, reset or a status code from 400 to 599`,
+				`5:72: upstreams.a.retries.on[6]: unknown retry condition "5xx": use connect, timeout, reset or a status code from 400 to 599`,
+				`5:79: upstreams.a.retries.on[7]: unknown retry condition "tiemout" (did you mean "timeout"?): use connect, timeout, reset or a status code from 400 to 599`,
+				`5:88: upstreams.a.retries.on[8]: expected connect, timeout, reset or a status code, got null`,
+				`5:91: upstreams.a.retries.on[9]: expected connect, timeout, reset or a status code, got a list`,
+				`5:105: upstreams.a.retries.budget: percentage 120% is more than 100%`,
+				`5:135: upstreams.a.retries.min_retries_per_second: min_retries_per_second must not be negative, got -1`,
+				`8:25: upstreams.b.retries.attempts: attempts must be between 0 (no retries) and 10, got -1`,
+				`8:33: upstreams.b.retries.on: on is empty: list what to retry on, like [connect, 502, 503, 504] (attempts: 0 turns retries off)`,
+				`8:45: upstreams.b.retries.budget: invalid percentage "20": write a number and %, like 20% or 2.5%`,
+				`11:19: upstreams.c.retries.on: expected a list of retry conditions (connect, timeout, reset or a status code), got the string "connect"`,
+				`11:36: upstreams.c.retries.budget: percentage -5% must not be negative`,
+				`14:23: upstreams.d.retries.budget: invalid percentage "0.2": write a number and %, like 20% or 2.5%`,
+				`14:38: upstreams.d.retries.attempts: expected an integer, got the number 1.5`,
+				`14:48: upstreams.d.retries.on[0]: unknown retry condition "0x1f6": use connect, timeout, reset or a status code from 400 to 599`,
+				`17:14: upstreams.e.retries: expected a mapping, got a list`,
 			},
 		},
 		{

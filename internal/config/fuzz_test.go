@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -31,11 +33,16 @@ func FuzzParse(f *testing.F) {
 			if u == nil || u.Name != name || len(u.Targets) == 0 {
 				t.Fatalf("accepted upstream %q = %+v", name, u)
 			}
-			for _, tg := range u.Targets {
+			for _, tg := range slices.Concat(u.Targets, u.Backup) {
 				if tg.URL == nil || tg.URL.Host == "" || tg.Weight < 1 {
 					t.Fatalf("accepted target %+v", tg)
 				}
+				kind, scheme := tg.Discovery()
+				if kind == "" || u.Transport == "h2" && scheme != "https" || u.Transport == "h2c" && scheme != "http" {
+					t.Fatalf("accepted target %s with transport %q", tg.URL, u.Transport)
+				}
 			}
+			checkPool(t, u)
 		}
 		for _, s := range c.Sites {
 			if len(s.Hosts) == 0 || len(s.Routes) == 0 {
@@ -64,4 +71,41 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkPool checks the promises about an accepted upstream's pool settings.
+func checkPool(t *testing.T, u *Upstream) {
+	t.Helper()
+	if !slices.Contains(transports(), u.Transport) || u.MaxIdlePerTarget < 0 || u.MaxConnsPerTarget < 0 || u.ResolveInterval <= 0 {
+		t.Fatalf("accepted upstream %q: transport %q, max_idle %d, max_conns %d, resolve_interval %s",
+			u.Name, u.Transport, u.MaxIdlePerTarget, u.MaxConnsPerTarget, u.ResolveInterval)
+	}
+	if a := u.Health.Active; a != nil {
+		if !strings.HasPrefix(a.Path, "/") || a.Interval <= 0 || a.Timeout <= 0 || a.Timeout >= a.Interval ||
+			a.Fall < 1 || a.Rise < 1 || len(a.ExpectStatus) == 0 {
+			t.Fatalf("accepted active health %+v", *a)
+		}
+		for _, r := range a.ExpectStatus {
+			if r.Lo < 100 || r.Lo > r.Hi || r.Hi > 599 {
+				t.Fatalf("accepted expect_status %v", a.ExpectStatus)
+			}
+		}
+	}
+	if p := u.Health.Passive; p != nil && (p.MaxFails < 1 || p.Window <= 0 || p.Eject <= 0) {
+		t.Fatalf("accepted passive health %+v", *p)
+	}
+	r := u.Retries
+	if r.Attempts < 0 || r.Attempts > maxRetryAttempts || len(r.On) == 0 || r.Budget < 0 || r.Budget > 1 || r.MinRetriesPerSecond < 0 {
+		t.Fatalf("accepted retries %+v", r)
+	}
+	for _, o := range r.On {
+		switch {
+		case o.Kind == RetryStatus && (o.Status < 400 || o.Status > 599),
+			o.Kind != RetryStatus && (o.Status != 0 || !slices.Contains(retryKinds(), string(o.Kind))):
+			t.Fatalf("accepted retry condition %+v", o)
+		}
+	}
+	if tl := u.TLS; tl != nil && ((tl.CAFile != "") != (tl.RootCAs != nil) || (tl.CertFile != "") != (tl.Certificate != nil)) {
+		t.Fatalf("accepted tls %+v without loading its files", *tl)
+	}
 }

@@ -244,3 +244,114 @@ func quote(s string) string {
 	}
 	return strconv.Quote(s)
 }
+
+// statusRanges accepts "200-399", "200,204,300-399" or a bare code (200).
+func (d *decoder) statusRanges(n *yaml.Node, path string) (StatusRanges, bool) {
+	s, ok := d.scalarText(n, statusesType, path)
+	if !ok {
+		return nil, false
+	}
+	r, err := ParseStatusRanges(s)
+	if err != nil {
+		d.fail(n, path, "%s", err)
+		return nil, false
+	}
+	return r, true
+}
+
+// ParseStatusRanges reads status codes and ranges separated by commas:
+// "200-399", "200,204,300-399", "404". Codes are from 100 to 599, and a
+// range is written low-high.
+func ParseStatusRanges(s string) (StatusRanges, error) {
+	const forms = `write status codes and ranges separated by commas, like "200-399" or "200,204,300-399"`
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("no status codes: " + forms)
+	}
+	var r StatusRanges
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		lo, hi = strings.TrimSpace(lo), strings.TrimSpace(hi)
+		if !isRange {
+			hi = lo
+		}
+		l, errL := statusCode(lo)
+		h, errH := statusCode(hi)
+		switch {
+		case errL != nil || errH != nil:
+			return nil, errors.New("invalid status list " + quote(s) + ": " + forms)
+		case l < 100 || l > 599:
+			return nil, errors.New("status " + lo + " is out of range: status codes are from 100 to 599")
+		case h < 100 || h > 599:
+			return nil, errors.New("status " + hi + " is out of range: status codes are from 100 to 599")
+		case l > h:
+			return nil, errors.New("range " + quote(part) + " is backwards: write the lower code first, like " + hi + "-" + lo)
+		}
+		r = append(r, StatusRange{Lo: l, Hi: h})
+	}
+	return r, nil
+}
+
+// statusCode reads 1 to 3 decimal digits (a longer number is out of range,
+// not a syntax error, but cannot be a code either).
+func statusCode(s string) (int, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, errors.New("not a number")
+	}
+	if len(s) > 3 {
+		return 1000, nil
+	}
+	return strconv.Atoi(s)
+}
+
+// ratio reads a percentage from 0% to 100%: "20%", "2.5%". A bare number
+// is refused, since 0.2 could mean 0.2% or 20%.
+func (d *decoder) ratio(n *yaml.Node, path string) (Ratio, bool) {
+	s, ok := d.scalarText(n, ratioType, path)
+	if !ok {
+		return 0, false
+	}
+	num, pct := strings.CutSuffix(strings.TrimSpace(s), "%")
+	num = strings.TrimSpace(num)
+	if strings.HasPrefix(num, "-") && isDecimal(num[1:]) {
+		d.fail(n, path, "percentage %s must not be negative", s)
+		return 0, false
+	}
+	if !pct || !isDecimal(num) {
+		d.fail(n, path, "invalid percentage %s: write a number and %%, like 20%% or 2.5%%", quote(s))
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f > 100 {
+		d.fail(n, path, "percentage %s is more than 100%%", strings.TrimSpace(s))
+		return 0, false
+	}
+	return Ratio(f / 100), true
+}
+
+// retryKinds are the failures retries.on may name besides status codes.
+func retryKinds() []string { return []string{"connect", "timeout", "reset"} }
+
+// retryOn reads connect, timeout, reset, or a status code (502 or "502").
+func (d *decoder) retryOn(n *yaml.Node, path string) (RetryOn, bool) {
+	const forms = "use connect, timeout, reset or a status code from 400 to 599"
+	s, ok := d.scalarText(n, retryOnType, path)
+	if !ok {
+		return RetryOn{}, false
+	}
+	s = strings.TrimSpace(s)
+	if code, err := statusCode(s); err == nil {
+		if code < 400 || code > 599 {
+			d.fail(n, path, "cannot retry on status %s: %s", s, forms)
+			return RetryOn{}, false
+		}
+		return RetryOn{Kind: RetryStatus, Status: code}, true
+	}
+	for _, k := range retryKinds() {
+		if s == k {
+			return RetryOn{Kind: RetryKind(k)}, true
+		}
+	}
+	d.fail(n, path, "unknown retry condition %s%s: %s", quote(s), suggest(s, retryKinds()), forms)
+	return RetryOn{}, false
+}

@@ -4,9 +4,12 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +31,11 @@ type Config struct {
 	AccessLog       AccessLog            `yaml:"access_log"`
 	Upstreams       map[string]*Upstream `yaml:"upstreams"`
 	Sites           []Site               `yaml:"sites"`
+
+	// Warnings are settings that are valid but deserve a word in the log
+	// when the configuration is loaded (insecure_skip_verify), in the same
+	// FILE:LINE:COL: path: message form as errors, ordered by position.
+	Warnings []*Error `yaml:"-"`
 }
 
 // Pos is where a value was written in the file.
@@ -67,19 +75,223 @@ type Upstream struct {
 	HashKey      string   `yaml:"hash_key"`
 	PreserveHost bool     `yaml:"preserve_host"`
 	Timeouts     Timeouts `yaml:"timeouts"`
+
+	Health  Health   `yaml:"health"`
+	Retries Retries  `yaml:"retries"` // always set: defaults retry connect failures once
+	Backup  []Target `yaml:"backup"`  // used only when every target is down; same syntax as targets
+
+	Transport         string        `yaml:"transport"`            // h1 (default) | h2 (https targets only) | h2c (http targets only)
+	TLS               *UpstreamTLS  `yaml:"tls"`                  // nil: system roots, no client certificate; only with https targets
+	MaxIdlePerTarget  int           `yaml:"max_idle_per_target"`  // default 256; 0 keeps no idle connection
+	MaxConnsPerTarget int           `yaml:"max_conns_per_target"` // default 0 = unlimited
+	ResolveInterval   time.Duration `yaml:"resolve_interval"`     // default 30s; used by dns+ and srv+ targets
 }
 
 // Target is written either as a URL string or as {url, weight}.
 type Target struct {
 	Pos    Pos      `yaml:"-"`
-	URL    *url.URL `yaml:"url"`    // http://host:port[/base]; scheme http (https later)
+	URL    *url.URL `yaml:"url"`    // SCHEME://host[:port][/base]; see Discovery for the schemes
 	Weight int      `yaml:"weight"` // default 1
+}
+
+// The kinds of target that Target.Discovery reports.
+const (
+	DiscoveryPlain = "plain" // http://, https://: dial the URL's host as written
+	DiscoveryDNS   = "dns"   // dns+http://, dns+https://: A/AAAA records of the host, re-resolved every ResolveInterval
+	DiscoverySRV   = "srv"   // srv+http://, srv+https://: SRV records of the host (no port in the URL), re-resolved every ResolveInterval
+)
+
+// Discovery tells how the target's addresses are found (kind: DiscoveryPlain,
+// DiscoveryDNS or DiscoverySRV) and what is spoken to each of them (scheme:
+// "http" or "https"). A validated target always has one of those.
+func (t Target) Discovery() (kind, scheme string) {
+	if t.URL == nil {
+		return "", ""
+	}
+	return splitScheme(t.URL.Scheme)
+}
+
+// splitScheme splits "dns+https" into ("dns", "https"); unknown schemes
+// give ("", "").
+func splitScheme(s string) (kind, scheme string) {
+	prefix, proto, found := strings.Cut(s, "+")
+	if !found {
+		prefix, proto = DiscoveryPlain, s
+	}
+	switch {
+	case prefix != DiscoveryPlain && prefix != DiscoveryDNS && prefix != DiscoverySRV,
+		found && prefix == DiscoveryPlain,
+		proto != "http" && proto != "https":
+		return "", ""
+	}
+	return prefix, proto
 }
 
 type Timeouts struct {
 	Connect        time.Duration `yaml:"connect"`         // default 5s
 	ResponseHeader time.Duration `yaml:"response_header"` // default 60s
 	Idle           time.Duration `yaml:"idle"`            // default 90s
+}
+
+// Health holds the two independent ways a target is taken out of rotation.
+type Health struct {
+	Active  *ActiveHealth  `yaml:"active"`  // nil: no active checks
+	Passive *PassiveHealth `yaml:"passive"` // nil: no outlier detection
+}
+
+// ActiveHealth is an HTTP GET of Path sent to every target every Interval.
+// Fall consecutive failures mark a target down, Rise consecutive successes
+// bring it back. A check succeeds when the response arrives within Timeout,
+// its status is in ExpectStatus and its body contains ExpectBody.
+type ActiveHealth struct {
+	Path         string            `yaml:"path"`          // default /healthz; starts with "/"; used as is (a target's base path is not prepended)
+	Interval     time.Duration     `yaml:"interval"`      // default 2s; > 0
+	Timeout      time.Duration     `yaml:"timeout"`       // default min(1s, Interval/2); > 0 and < Interval
+	Fall         int               `yaml:"fall"`          // default 3; >= 1
+	Rise         int               `yaml:"rise"`          // default 2; >= 1
+	ExpectStatus StatusRanges      `yaml:"expect_status"` // default 200-399
+	ExpectBody   string            `yaml:"expect_body"`   // "": the body is not looked at
+	Headers      map[string]string `yaml:"headers"`       // extra request headers (never Host: see Host)
+	Host         string            `yaml:"host"`          // Host header; "": the target's host[:port]
+}
+
+// PassiveHealth ejects a target after MaxFails failures (connect errors,
+// timeouts, 5xx responses) within Window, for Eject.
+type PassiveHealth struct {
+	MaxFails int           `yaml:"max_fails"` // default 3; >= 1
+	Window   time.Duration `yaml:"window"`    // default 10s; > 0
+	Eject    time.Duration `yaml:"eject"`     // default 30s; > 0
+}
+
+// StatusRanges is a set of HTTP status codes written as "200-399" or
+// "200,204,300-399". Every range is within 100-599 with Lo <= Hi.
+type StatusRanges []StatusRange
+
+// StatusRange is the codes from Lo to Hi, both included.
+type StatusRange struct{ Lo, Hi int }
+
+// Contains reports whether code is in one of the ranges.
+func (r StatusRanges) Contains(code int) bool {
+	for _, sr := range r {
+		if code >= sr.Lo && code <= sr.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// String writes the ranges back in the form they are read in.
+func (r StatusRanges) String() string {
+	parts := make([]string, len(r))
+	for i, sr := range r {
+		parts[i] = strconv.Itoa(sr.Lo)
+		if sr.Hi != sr.Lo {
+			parts[i] += "-" + strconv.Itoa(sr.Hi)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Retries says when a failed request is tried again, on another target.
+//
+// Attempts is the number of retries AFTER the first try: attempts: 2 means
+// at most 3 tries in all, and 0 turns retries off. A retry happens only
+// when the failure is listed in On, and:
+//   - for RetryConnect (the connection to the target could not be opened, so
+//     the request never reached it): for every request;
+//   - for RetryTimeout, RetryReset and RetryStatus: only when the method is
+//     idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or no byte of the
+//     request body was sent yet;
+//
+// and when the pool's retry budget allows it: over the last 10 seconds, the
+// pool's retries may be at most the larger of Budget times its requests
+// (20%: one retry per five requests) and MinRetriesPerSecond*10, so that a
+// quiet pool can still retry. A retry goes to a target not yet tried for
+// the request. See docs/config.md, "retries".
+type Retries struct {
+	Attempts            int       `yaml:"attempts"`               // default 1; 0..10; retries after the first try
+	On                  []RetryOn `yaml:"on"`                     // default [connect]; never empty
+	Budget              Ratio     `yaml:"budget"`                 // default 20% (0.2); 0..1
+	MinRetriesPerSecond int       `yaml:"min_retries_per_second"` // default 3; >= 0
+}
+
+// RetryOn is one entry of retries.on: a kind of failure, or a status code.
+type RetryOn struct {
+	Kind   RetryKind
+	Status int // for Kind == RetryStatus: 400..599
+}
+
+// RetryKind is what failed.
+type RetryKind string
+
+const (
+	RetryConnect RetryKind = "connect" // opening the connection failed (refused, unreachable, connect timeout, TLS handshake)
+	RetryTimeout RetryKind = "timeout" // no response head within timeouts.response_header
+	RetryReset   RetryKind = "reset"   // the connection broke before the response head arrived
+	RetryStatus  RetryKind = "status"  // the response head carried Status
+)
+
+// String is the entry as written in the file: "connect", "502", ...
+func (r RetryOn) String() string {
+	if r.Kind == RetryStatus {
+		return strconv.Itoa(r.Status)
+	}
+	return string(r.Kind)
+}
+
+// OnConnect, OnTimeout, OnReset and OnStatus report whether On lists that
+// failure. They say nothing of Attempts, the method or the budget.
+func (r Retries) OnConnect() bool { return r.on(RetryConnect, 0) }
+func (r Retries) OnTimeout() bool { return r.on(RetryTimeout, 0) }
+func (r Retries) OnReset() bool   { return r.on(RetryReset, 0) }
+func (r Retries) OnStatus(code int) bool {
+	return r.on(RetryStatus, code)
+}
+
+func (r Retries) on(kind RetryKind, status int) bool {
+	for _, o := range r.On {
+		if o.Kind == kind && o.Status == status {
+			return true
+		}
+	}
+	return false
+}
+
+// Ratio is a share written as a percentage from 0% to 100% ("20%", "2.5%")
+// and stored as a fraction from 0 to 1: "20%" is 0.2.
+type Ratio float64
+
+// UpstreamTLS configures TLS to https targets. File paths are used as
+// written: a relative path is relative to gatehouse's working directory.
+// The files are read and checked when the configuration is loaded; what they
+// hold is kept in RootCAs and Certificate, so a reload re-reads them.
+type UpstreamTLS struct {
+	CAFile             string `yaml:"ca_file"`              // PEM certificates to trust instead of the system roots
+	ServerName         string `yaml:"server_name"`          // SNI and the name verified; "": the target's host
+	CertFile           string `yaml:"cert_file"`            // client certificate (mTLS), PEM; with KeyFile
+	KeyFile            string `yaml:"key_file"`             // its private key, PEM; with CertFile
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // true: do not verify the targets' certificates (Config.Warnings says so)
+
+	RootCAs     *x509.CertPool   `yaml:"-"` // from CAFile; nil: the system roots
+	Certificate *tls.Certificate `yaml:"-"` // from CertFile and KeyFile; nil: none
+}
+
+// ClientConfig returns a new tls.Config for connections to the targets,
+// which the caller may complete (NextProtos). When ServerName is "", the
+// caller must set ServerName to the host of the target being dialled (as
+// tls.Dial does). A nil *UpstreamTLS gives the defaults.
+func (t *UpstreamTLS) ClientConfig() *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t == nil {
+		return c
+	}
+	c.RootCAs = t.RootCAs
+	c.ServerName = t.ServerName
+	c.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.Certificate != nil {
+		c.Certificates = []tls.Certificate{*t.Certificate}
+	}
+	return c
 }
 
 type Site struct {

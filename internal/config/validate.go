@@ -8,11 +8,12 @@ import (
 )
 
 type validator struct {
-	file string
-	cfg  *Config
-	pos  Positions
-	bad  map[string]bool
-	errs Errors
+	file  string
+	cfg   *Config
+	pos   Positions
+	bad   map[string]bool
+	errs  Errors
+	warns Errors
 }
 
 // validate checks what decoding cannot: required fields, ranges, and
@@ -25,22 +26,38 @@ func validate(file string, c *Config, pos Positions, bad map[string]bool) Errors
 		v.upstream(name, c.Upstreams[name])
 	}
 	v.sites()
+	v.warns.sortByPosition()
+	c.Warnings = v.warns
 	return v.errs
 }
 
 // errorf reports a problem at path, unless the value there (or around it)
 // already failed to decode: that error says all there is to say.
 func (v *validator) errorf(path, format string, args ...any) {
-	for b := range v.bad {
-		if isUnder(path, b) {
-			return
-		}
+	if v.isBad(path) {
+		return
 	}
 	p := v.pos.Of(path)
 	if p.Line == 0 {
 		p = Pos{Line: 1, Col: 1}
 	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: p.Line, Col: p.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a setting that is valid but deserves a word in the log.
+func (v *validator) warnf(path, format string, args ...any) {
+	p := v.pos.Of(path)
+	v.warns = append(v.warns, &Error{File: v.file, Line: p.Line, Col: p.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// isBad reports whether the value at path, or around it, failed to decode.
+func (v *validator) isBad(path string) bool {
+	for b := range v.bad {
+		if isUnder(path, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // line is where path was written, for messages that point at a second place.
@@ -108,23 +125,8 @@ func (v *validator) upstream(name string, u *Upstream) {
 	if len(u.Targets) == 0 {
 		v.errorf(tp, "an upstream needs at least one target")
 	}
-	for i, t := range u.Targets {
-		ip := indexPath(tp, i)
-		// A target written as a plain string has no url field; report at
-		// the string itself.
-		up := fieldPath(ip, "url")
-		if !v.pos.Has(up) {
-			up = ip
-		}
-		if t.URL == nil {
-			v.errorf(fieldPath(ip, "url"), "url is required")
-		} else if problem := checkTargetURL(t.URL); problem != "" {
-			v.errorf(up, "%s", problem)
-		}
-		if t.Weight < 1 || t.Weight > 1000 {
-			v.errorf(fieldPath(ip, "weight"), "weight must be between 1 and 1000, got %d", t.Weight)
-		}
-	}
+	v.targets(tp, u.Targets)
+	v.targets(fieldPath(p, "backup"), u.Backup)
 	if !slices.Contains(balances(), u.Balance) {
 		v.errorf(fieldPath(p, "balance"), "unknown balance %s%s: use %s", quote(u.Balance), suggest(u.Balance, balances()), joinOr(balances()))
 	}
@@ -135,6 +137,10 @@ func (v *validator) upstream(name string, u *Upstream) {
 			v.errorf(hp, "%s", problem)
 		}
 	}
+	v.transport(p, u)
+	v.health(fieldPath(p, "health"), u.Health)
+	v.retries(fieldPath(p, "retries"), u.Retries)
+	v.connLimits(p, u)
 }
 
 // isUpstreamName keeps names safe in metrics labels and admin API paths.

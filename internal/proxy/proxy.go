@@ -78,13 +78,23 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		res.Status = WriteError(w, 503)
 		return
 	}
+	obs, _ := pool.Policy.(upstream.Observer)
 	for n := 1; ; n++ {
 		res.Target = t
 		if n <= len(tried) {
 			tried[n-1] = t
 		}
 		t.InFlight.Add(1)
+		var began time.Time
+		if obs != nil {
+			began = time.Now()
+		}
 		a := f.try(ctx, req, w, r, pool, t, st, trusted)
+		if obs != nil {
+			// A 5xx is a real answer with a real latency; passive health
+			// judges 5xx.
+			obs.Observe(t, time.Since(began), a.err == nil)
+		}
 		failed := a.err != nil || a.resp.Status >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
 			f.Log.Warn("target ejected after repeated failures", "upstream", pool.Name, "target", t.Addr, "for", pool.Passive.Eject.String())

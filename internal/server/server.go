@@ -50,7 +50,21 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.backends = used
 	s.snap.Store(snap)
+	s.logWarnings(cfg)
 	return s, nil
+}
+
+func (s *Server) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		s.log.Warn("configuration warning", "warning", w.Error())
+	}
+}
+
+// Check builds a snapshot of cfg without opening anything: what validation
+// of the file cannot see (features this build does not run yet) shows here.
+func Check(cfg *config.Config) error {
+	_, _, err := buildSnapshot(cfg, nil, slog.New(slog.DiscardHandler))
+	return err
 }
 
 // Start opens the listeners and the admin endpoint of the current config.
@@ -69,6 +83,7 @@ func (s *Server) Start() error {
 		s.closeListeners(s.listeners)
 		return err
 	}
+	startHealthChecks(s.snap.Load(), nil, s.log)
 	return nil
 }
 
@@ -114,13 +129,17 @@ func (s *Server) Apply(cfg *config.Config) error {
 	if err := s.syncAdmin(cfg); err != nil {
 		s.log.Error("admin listener not moved", "err", err)
 	}
+	stale := map[string]*upstream.Backend{}
 	for k, be := range old {
 		if used[k] != be {
+			stale[k] = be
 			be.Transport.CloseIdle(true)
 		}
 	}
+	startHealthChecks(snap, stale, s.log)
 	s.reloads.Add(1)
 	s.recordReload(nil)
+	s.logWarnings(cfg)
 	s.log.Info("configuration reloaded", "file", cfg.File, "hash", cfg.Hash)
 	return nil
 }
@@ -196,6 +215,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		admin.close()
 	}
 	for _, be := range s.backends {
+		be.StopChecks()
 		be.Transport.CloseIdle(true)
 	}
 	if al := s.accessLog.Swap(nil); al != nil {

@@ -4,7 +4,6 @@
 package server
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -26,53 +25,15 @@ type Snapshot struct {
 	Limits    h1.Limits
 }
 
-// transportKey names a backend connection pool across reloads: the same
-// target with the same settings keeps its warm connections.
-func transportKey(pool string, t config.Target, to config.Timeouts) string {
-	return fmt.Sprintf("%s|%s|%s|%s", pool, t.URL.String(), to.Connect, to.Idle)
-}
-
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
 // by key; the ones reused or created are returned in used.
 func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, log *slog.Logger) (*Snapshot, map[string]*upstream.Backend, error) {
 	used := map[string]*upstream.Backend{}
 	pools := map[string]*upstream.Pool{}
 	for name, uc := range cfg.Upstreams {
-		p := &upstream.Pool{
-			Name:                  name,
-			PreserveHost:          uc.PreserveHost,
-			ResponseHeaderTimeout: uc.Timeouts.ResponseHeader,
-			Policy:                &upstream.RoundRobin{},
-		}
-		for _, tc := range uc.Targets {
-			key := transportKey(name, tc, uc.Timeouts)
-			be := backends[key]
-			if be == nil {
-				addr := hostPort(tc.URL.Host, tc.URL.Scheme)
-				be = &upstream.Backend{
-					Addr: addr,
-					Transport: &h1.Transport{
-						Addr:        addr,
-						DialTimeout: uc.Timeouts.Connect,
-						IdleTimeout: uc.Timeouts.Idle,
-						MaxIdle:     256,
-						MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
-					},
-				}
-			}
-			used[key] = be
-			prefix := strings.TrimSuffix(tc.URL.EscapedPath(), "/")
-			t := &upstream.Target{
-				Backend: be,
-				URL:     tc.URL,
-				Host:    []byte(tc.URL.Host),
-				Weight:  tc.Weight,
-				Index:   len(p.Targets),
-			}
-			if prefix != "" {
-				t.Prefix = []byte(prefix)
-			}
-			p.Targets = append(p.Targets, t)
+		p, err := buildPool(cfg, name, uc, backends, used)
+		if err != nil {
+			return nil, nil, err
 		}
 		pools[name] = p
 	}

@@ -21,6 +21,7 @@ type ActiveCheck struct {
 	ExpectStatus func(int) bool
 	ExpectBody   string // substring; "" for any
 	Host         string // Host header; "" for the target's
+	Headers      map[string]string
 	// Key is a stable rendering of the settings, to tell a changed check.
 	Key string
 }
@@ -131,6 +132,9 @@ func probe(ctx context.Context, client *http.Client, url string, c *ActiveCheck)
 		return false, err.Error()
 	}
 	req.Header.Set("User-Agent", "gatehouse-health-check")
+	for k, v := range c.Headers {
+		req.Header.Set(k, v)
+	}
 	if c.Host != "" {
 		req.Host = c.Host
 	}

@@ -28,51 +28,62 @@ func (r *Retry) OnStatus(code int) bool {
 	return code >= 0 && code < 640 && r.statuses[code/64]&(1<<(code%64)) != 0
 }
 
-// Budget caps retries at a share of the requests (plus a small floor per
-// second), so that retries cannot multiply the load on a failing pool — the
-// retry budget of Finagle and Linkerd. Each request deposits ratio tokens;
-// each retry withdraws one.
+// Budget caps retries so that they cannot multiply the load on a failing
+// pool (the retry budget of Finagle and Linkerd): over the last 10 seconds,
+// retries may be at most ratio times the requests, or minPerSecond × 10,
+// whichever is larger. Counts live in one-second buckets of atomics.
 type Budget struct {
-	ratioMilli int64 // tokens per request, in thousandths
-	floor      int64 // retries per second always allowed
-	maxMilli   int64
-
-	tokens    atomic.Int64 // thousandths of a token
-	floorSec  atomic.Int64
-	floorUsed atomic.Int64
+	ratio     float64
+	minPerSec int64
+	buckets   [budgetWindow]budgetBucket
+	now       func() time.Time
 }
 
-// NewBudget allows retries of up to ratio (0.2 = 20%) of requests, plus
-// floor retries per second.
-func NewBudget(ratio float64, floor int) *Budget {
-	b := &Budget{ratioMilli: int64(ratio * 1000), floor: int64(floor)}
-	// Tokens saved in quiet times may not pay for a burst bigger than this.
-	b.maxMilli = max(100*1000, b.ratioMilli*1000)
-	return b
+const budgetWindow = 10 // seconds
+
+type budgetBucket struct {
+	sec     atomic.Int64
+	reqs    atomic.Int64
+	retries atomic.Int64
 }
 
-// Deposit is called once per request.
+// NewBudget allows retries of up to ratio (0.2 = 20%) of requests, and at
+// least minPerSecond a second.
+func NewBudget(ratio float64, minPerSecond int) *Budget {
+	return &Budget{ratio: ratio, minPerSec: int64(minPerSecond), now: time.Now}
+}
+
+func (b *Budget) bucket(sec int64) *budgetBucket {
+	bk := &b.buckets[sec%budgetWindow]
+	if old := bk.sec.Load(); old != sec && bk.sec.CompareAndSwap(old, sec) {
+		// A new second reuses the bucket of ten seconds ago. Counts added by
+		// a racing request in between are lost: a budget need not be exact.
+		bk.reqs.Store(0)
+		bk.retries.Store(0)
+	}
+	return bk
+}
+
+// Deposit counts one request.
 func (b *Budget) Deposit() {
-	if b.tokens.Add(b.ratioMilli) > b.maxMilli {
-		b.tokens.Store(b.maxMilli)
-	}
+	b.bucket(b.now().Unix()).reqs.Add(1)
 }
 
-// Withdraw reports whether a retry may go ahead, and pays for it.
+// Withdraw reports whether a retry may go ahead, and counts it.
 func (b *Budget) Withdraw() bool {
-	for {
-		t := b.tokens.Load()
-		if t < 1000 {
-			break
-		}
-		if b.tokens.CompareAndSwap(t, t-1000) {
-			return true
+	sec := b.now().Unix()
+	var reqs, retries int64
+	for i := range b.buckets {
+		bk := &b.buckets[i]
+		if s := bk.sec.Load(); s > sec-budgetWindow && s <= sec {
+			reqs += bk.reqs.Load()
+			retries += bk.retries.Load()
 		}
 	}
-	sec := time.Now().Unix()
-	if b.floorSec.Load() != sec {
-		b.floorSec.Store(sec)
-		b.floorUsed.Store(0)
+	allowed := max(int64(b.ratio*float64(reqs)), b.minPerSec*budgetWindow)
+	if retries >= allowed {
+		return false
 	}
-	return b.floorUsed.Add(1) <= b.floor
+	b.bucket(sec).retries.Add(1)
+	return true
 }

@@ -37,6 +37,7 @@ type Backend struct {
 	down         atomic.Bool
 	ejectedUntil atomic.Int64
 	fails        failures
+	health       healthState
 }
 
 // Available reports whether the target may be given new requests.

@@ -1,0 +1,159 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
+)
+
+// buildPool builds one pool. backends holds the previous snapshot's backends
+// by key: a target that stays keeps its connections, in-flight count and
+// health; every backend used is recorded in used.
+func buildPool(cfg *config.Config, name string, uc *config.Upstream, backends, used map[string]*upstream.Backend) (*upstream.Pool, error) {
+	if err := supported(name, uc); err != nil {
+		return nil, err
+	}
+	p := &upstream.Pool{
+		Name:                  name,
+		PreserveHost:          uc.PreserveHost,
+		ResponseHeaderTimeout: uc.Timeouts.ResponseHeader,
+		Retry:                 retryRules(uc.Retries),
+		Passive:               passiveRules(uc.Health.Passive),
+	}
+	for i, tc := range uc.Targets {
+		p.Targets = append(p.Targets, buildTarget(cfg, uc, backendKey(name, "", tc, uc), tc, i, backends, used))
+	}
+	for i, tc := range uc.Backup {
+		p.Backup = append(p.Backup, buildTarget(cfg, uc, backendKey(name, "backup", tc, uc), tc, i, backends, used))
+	}
+	// The policy is built for the targets, so after them.
+	policy, err := upstream.NewPolicy(uc.Balance, uc.HashKey, p.Targets)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
+	p.Policy = policy
+	return p, nil
+}
+
+// backendKey names a backend across reloads: the same target of the same
+// pool with the same connection settings is the same backend.
+func backendKey(pool, role string, t config.Target, uc *config.Upstream) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d", pool, role, t.URL.String(), uc.Timeouts.Connect, uc.Timeouts.Idle, uc.MaxIdlePerTarget)
+}
+
+func buildTarget(cfg *config.Config, uc *config.Upstream, key string, tc config.Target, index int, backends, used map[string]*upstream.Backend) *upstream.Target {
+	be := backends[key]
+	if be == nil {
+		addr := hostPort(tc.URL.Host, tc.URL.Scheme)
+		be = &upstream.Backend{
+			Addr: addr,
+			Transport: &h1.Transport{
+				Addr:        addr,
+				DialTimeout: uc.Timeouts.Connect,
+				IdleTimeout: uc.Timeouts.Idle,
+				MaxIdle:     uc.MaxIdlePerTarget,
+				MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
+			},
+		}
+	}
+	used[key] = be
+	t := &upstream.Target{
+		Backend: be,
+		URL:     tc.URL,
+		Host:    []byte(tc.URL.Host),
+		Weight:  tc.Weight,
+		Index:   index,
+	}
+	if prefix := strings.TrimSuffix(tc.URL.EscapedPath(), "/"); prefix != "" {
+		t.Prefix = []byte(prefix)
+	}
+	return t
+}
+
+// supported refuses what the configuration language has and this build does
+// not run yet (https, h2 and discovered targets come with their issue).
+func supported(name string, uc *config.Upstream) error {
+	if uc.Transport != "" && uc.Transport != "h1" {
+		return fmt.Errorf("upstreams.%s.transport: %q is not supported by this build yet (only h1)", name, uc.Transport)
+	}
+	for _, list := range [][]config.Target{uc.Targets, uc.Backup} {
+		for _, t := range list {
+			if kind, scheme := t.Discovery(); kind != config.DiscoveryPlain || scheme != "http" {
+				return fmt.Errorf("upstreams.%s: target %s: only http:// targets are supported by this build yet", name, t.URL)
+			}
+		}
+	}
+	return nil
+}
+
+// retryRules turns the pool's retries section into the proxy's rules.
+func retryRules(rc config.Retries) upstream.Retry {
+	r := upstream.Retry{
+		Attempts:  rc.Attempts,
+		OnConnect: rc.OnConnect(),
+		OnTimeout: rc.OnTimeout(),
+		OnReset:   rc.OnReset(),
+	}
+	for _, on := range rc.On {
+		if on.Kind == config.RetryStatus {
+			r.RetryOnStatus(on.Status)
+		}
+	}
+	if r.Attempts > 0 {
+		r.Budget = upstream.NewBudget(float64(rc.Budget), rc.MinRetriesPerSecond)
+	}
+	return r
+}
+
+func passiveRules(ph *config.PassiveHealth) *upstream.Passive {
+	if ph == nil {
+		return nil
+	}
+	return &upstream.Passive{MaxFails: ph.MaxFails, Window: ph.Window, Eject: ph.Eject}
+}
+
+func activeCheck(ah *config.ActiveHealth) *upstream.ActiveCheck {
+	if ah == nil {
+		return nil
+	}
+	ranges := ah.ExpectStatus
+	return &upstream.ActiveCheck{
+		Path:         ah.Path,
+		Interval:     ah.Interval,
+		Timeout:      ah.Timeout,
+		Fall:         ah.Fall,
+		Rise:         ah.Rise,
+		ExpectStatus: ranges.Contains,
+		ExpectBody:   ah.ExpectBody,
+		Host:         ah.Host,
+		Headers:      ah.Headers,
+		Key: strings.Join([]string{ah.Path, ah.Interval.String(), ah.Timeout.String(), fmt.Sprint(ah.Fall, ah.Rise),
+			ranges.String(), ah.ExpectBody, ah.Host, fmt.Sprint(ah.Headers)}, "|"),
+	}
+}
+
+// startHealthChecks starts (or keeps) the active checks of every backend of
+// snap and stops those of backends no longer used.
+func startHealthChecks(snap *Snapshot, stale map[string]*upstream.Backend, log *slog.Logger) {
+	for _, be := range stale {
+		be.StopChecks()
+	}
+	for name, p := range snap.Pools {
+		check := activeCheck(snap.Config.Upstreams[name].Health.Active)
+		for _, list := range [][]*upstream.Target{p.Targets, p.Backup} {
+			for _, t := range list {
+				t.StartChecks(baseURL(t), check, log.With("upstream", name))
+			}
+		}
+	}
+}
+
+// baseURL is where a target's health check path is appended: its scheme and
+// address, without the base path (the check path is absolute).
+func baseURL(t *upstream.Target) string {
+	return "http://" + t.Addr
+}
