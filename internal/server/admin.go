@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // adminServer is the operator's endpoint (net/http is right here: it is off
@@ -89,9 +90,22 @@ var Version = "dev"
 
 type targetStatus struct {
 	URL      string `json:"url"`
+	Address  string `json:"address"`
 	Weight   int    `json:"weight"`
-	State    string `json:"state"`
+	Backup   bool   `json:"backup,omitempty"`
+	State    string `json:"state"` // up | down (active check) | ejected (passive)
 	InFlight int64  `json:"in_flight"`
+	// Failures are those counted toward passive ejection in the current window.
+	Failures int `json:"failures"`
+	// LatencyMS is the ewma policy's current estimate, when the pool uses it.
+	LatencyMS *float64   `json:"latency_ms,omitempty"`
+	LastCheck *checkInfo `json:"last_check,omitempty"`
+}
+
+type checkInfo struct {
+	At     time.Time `json:"at"`
+	OK     bool      `json:"ok"`
+	Detail string    `json:"detail"`
 }
 
 type poolStatus struct {
@@ -102,16 +116,46 @@ type poolStatus struct {
 
 func (s *Server) upstreamsStatus() map[string]any {
 	snap := s.snap.Load()
-	var out []poolStatus
+	out := []poolStatus{}
 	for name, p := range snap.Pools {
 		ps := poolStatus{Name: name, Balance: snap.Config.Upstreams[name].Balance}
-		for _, t := range p.Targets {
-			ps.Targets = append(ps.Targets, targetStatus{URL: t.URL.String(), Weight: t.Weight, State: "up", InFlight: t.InFlight.Load()})
+		ewma, _ := p.Policy.(*upstream.EWMA)
+		for i, list := range [][]*upstream.Target{p.Targets, p.Backup} {
+			for _, t := range list {
+				ts := targetStatus{
+					URL:      t.URL.String(),
+					Address:  t.Addr,
+					Weight:   t.Weight,
+					Backup:   i == 1,
+					State:    targetState(t),
+					InFlight: t.InFlight.Load(),
+					Failures: t.RecentFailures(),
+				}
+				if ewma != nil && !ts.Backup {
+					ms := float64(ewma.Estimate(t)) / float64(time.Millisecond)
+					ts.LatencyMS = &ms
+				}
+				if at, ok, note := t.LastCheck(); !at.IsZero() {
+					ts.LastCheck = &checkInfo{At: at, OK: ok, Detail: note}
+				}
+				ps.Targets = append(ps.Targets, ts)
+			}
 		}
 		out = append(out, ps)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return map[string]any{"upstreams": out}
+}
+
+func targetState(t *upstream.Target) string {
+	switch {
+	case t.Down():
+		return "down"
+	case t.Ejected():
+		return "ejected"
+	default:
+		return "up"
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

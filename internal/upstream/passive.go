@@ -41,3 +41,10 @@ func (b *Backend) ReportFailure(p *Passive, now time.Time) bool {
 	b.Eject(now.Add(p.Eject))
 	return true
 }
+
+// RecentFailures is the failure count of the current passive-health window.
+func (b *Backend) RecentFailures() int {
+	b.fails.mu.Lock()
+	defer b.fails.mu.Unlock()
+	return b.fails.count
+}
