@@ -11,6 +11,7 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultBodyReadTimeout   = 60 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultAccessLogOutput   = "stderr"
 	DefaultBalance           = "round_robin"
@@ -50,6 +51,7 @@ func applyDefaults(c *Config, pos Positions) {
 	def("shutdown_timeout", func() { c.ShutdownTimeout = DefaultShutdownTimeout })
 	def("limits.read_header_timeout", func() { c.Limits.ReadHeaderTimeout = DefaultReadHeaderTimeout })
 	def("limits.idle_timeout", func() { c.Limits.IdleTimeout = DefaultIdleTimeout })
+	def("limits.body_read_timeout", func() { c.Limits.BodyReadTimeout = DefaultBodyReadTimeout })
 	def("limits.max_header_bytes", func() { c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes })
 	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
 	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })

@@ -55,6 +55,7 @@ type Admin struct {
 type Limits struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	BodyReadTimeout   time.Duration `yaml:"body_read_timeout"`   // default 60s
 	MaxHeaderBytes    Size          `yaml:"max_header_bytes"`    // default 64KiB
 	MaxBodyBytes      Size          `yaml:"max_body_bytes"`      // 0 = unlimited
 }

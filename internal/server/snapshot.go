@@ -51,6 +51,7 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, lo
 			IdleTimeout:       cfg.Limits.IdleTimeout,
 			MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 			MaxBodyBytes:      int64(cfg.Limits.MaxBodyBytes),
+			BodyReadTimeout:   cfg.Limits.BodyReadTimeout,
 		},
 	}
 	return s, used, nil
