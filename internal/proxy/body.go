@@ -21,6 +21,9 @@ type bodySend struct {
 	done    chan struct{}
 	err     error
 	fin     atomic.Bool
+	// taken is set once the client's body has been read to its end: what is
+	// left is writing its tail to the backend, which will not block long.
+	taken atomic.Bool
 
 	mu       sync.Mutex
 	headSeen bool
@@ -30,7 +33,7 @@ func startBody(cc *h1.ClientConn, req *exchange.Request, respTimeout time.Durati
 	s := &bodySend{cc: cc, timeout: respTimeout, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		s.err = sendBody(cc, req)
+		s.err = sendBody(cc, req, &s.taken)
 		if s.err != nil {
 			// Unblock the response read: the exchange cannot complete.
 			cc.Close()
@@ -55,11 +58,27 @@ func (s *bodySend) headArrived() {
 }
 
 func (s *bodySend) finished() bool { return s.fin.Load() }
-func (s *bodySend) wait()          { <-s.done }
+
+// stillReading reports whether the client's body is still being read.
+func (s *bodySend) stillReading() bool { return !s.taken.Load() }
+func (s *bodySend) wait()              { <-s.done }
+
+// settle gives the body a moment to end by itself: a backend may answer
+// while the last bytes (a chunked body's end, say) are on their way.
+func (s *bodySend) settle(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func sendBody(cc *h1.ClientConn, req *exchange.Request) error {
+func sendBody(cc *h1.ClientConn, req *exchange.Request, taken *atomic.Bool) error {
 	bw := cc.Writer()
 	if req.ContentLength > 0 {
 		if b, ok := req.Body.(*h1.Body); ok && b.CanSplice(spliceMin) {
@@ -71,6 +90,7 @@ func sendBody(cc *h1.ClientConn, req *exchange.Request) error {
 				if err != nil {
 					return err
 				}
+				taken.Store(true)
 				return bw.Flush()
 			}
 		}
@@ -95,6 +115,7 @@ func sendBody(cc *h1.ClientConn, req *exchange.Request) error {
 			}
 		}
 		if err == io.EOF {
+			taken.Store(true)
 			break
 		}
 		if err != nil {

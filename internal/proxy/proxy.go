@@ -213,11 +213,13 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 	res.Status = a.resp.Status
 	f.relay(req, w, r, cc, a.resp, st)
 	if sent != nil {
-		if !sent.finished() {
-			// The backend answered without reading the whole body: the answer
+		if !sent.finished() && !sent.settle(50*time.Millisecond) {
+			// The backend answered without taking the whole body: the answer
 			// goes out now, and the rest of the upload is not waited for.
-			w.Flush()
-			w.StopBody()
+			if sent.stillReading() {
+				w.Flush()
+				w.StopBody()
+			}
 			cc.Close()
 		}
 		sent.wait()
