@@ -58,7 +58,9 @@ func (h *Headers) Set(name, value []byte) {
 // EqualFold compares ASCII case-insensitively without allocating.
 func EqualFold(a []byte, b string) bool { return equalFoldString(a, b) }
 
-func equalFoldString(a []byte, b string) bool {
+func equalFoldString(a []byte, b string) bool { return equalFold(a, b) }
+
+func equalFold[T string | []byte](a []byte, b T) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -76,23 +78,12 @@ func equalFoldString(a []byte, b string) bool {
 
 // HasToken reports whether a comma-separated header value lists token
 // (case-insensitive), as in Connection: keep-alive, Upgrade.
-func HasToken(v []byte, token string) bool {
-	for len(v) > 0 {
-		var item []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, nil
-		}
-		if equalFoldString(trimOWS(item), token) {
-			return true
-		}
-	}
-	return false
-}
+func HasToken(v []byte, token string) bool { return hasToken(v, token) }
 
 // HasTokenBytes is HasToken for a token held in bytes.
-func HasTokenBytes(v, token []byte) bool {
+func HasTokenBytes(v, token []byte) bool { return hasToken(v, token) }
+
+func hasToken[T string | []byte](v []byte, token T) bool {
 	for len(v) > 0 {
 		var item []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -100,16 +91,16 @@ func HasTokenBytes(v, token []byte) bool {
 		} else {
 			item, v = v, nil
 		}
-		if bytes.EqualFold(trimOWS(item), token) {
+		if equalFold(TrimOWS(item), token) {
 			return true
 		}
 	}
 	return false
 }
 
-// trimOWS trims SP and HTAB only: list elements are separated by OWS
-// (RFC 9110 §5.6.1), and a wider notion of space lets "close\u0085" pass.
-func trimOWS(b []byte) []byte {
+// TrimOWS trims SP and HTAB only: fields and list elements are surrounded by
+// OWS (RFC 9110 §5.6.1, §5.5), and a wider notion of space lets "close\u0085" pass.
+func TrimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}

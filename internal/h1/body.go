@@ -248,7 +248,7 @@ ext:
 	}
 	rest := line[i:]
 	if len(rest) > 0 {
-		rest = trimOWS(rest)
+		rest = exchange.TrimOWS(rest)
 		if len(rest) == 0 || rest[0] != ';' || !validValue(rest) {
 			return 0, errBadChunk
 		}

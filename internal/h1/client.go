@@ -358,7 +358,7 @@ func parseResponse(head []byte, r *Response) error {
 // lastCodingIsChunked ignores empty list elements (RFC 9110 §5.6.1).
 func lastCodingIsChunked(v []byte) bool {
 	for {
-		v = trimOWS(v)
+		v = exchange.TrimOWS(v)
 		if len(v) > 0 && v[len(v)-1] == ',' {
 			v = v[:len(v)-1]
 			continue
@@ -368,7 +368,7 @@ func lastCodingIsChunked(v []byte) bool {
 	if i := bytes.LastIndexByte(v, ','); i >= 0 {
 		v = v[i+1:]
 	}
-	return exchange.EqualFold(trimOWS(v), "chunked")
+	return exchange.EqualFold(exchange.TrimOWS(v), "chunked")
 }
 
 // IsIdleClose reports a connection closed before a single byte of the

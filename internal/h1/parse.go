@@ -322,7 +322,7 @@ func splitField(f []byte) (name, value []byte, err error) {
 		// Includes "Name : value", which RFC 9112 §5.1 says must be rejected.
 		return nil, nil, errBadHeader
 	}
-	value = trimOWS(f[colon+1:])
+	value = exchange.TrimOWS(f[colon+1:])
 	if !validValue(value) {
 		return nil, nil, errBadHeader
 	}

@@ -68,6 +68,15 @@ var connPool = sync.Pool{New: func() any {
 	return c
 }}
 
+// Deadline is the time d from now, or no deadline (the zero time) for a
+// zero d, which the configuration uses for "no limit".
+func Deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
 // ConnState lets the owner of a connection close it when it is idle (for
 // graceful shutdown) and tell when it has gone.
 type ConnState struct {
@@ -148,7 +157,7 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 		if st.draining.Load() {
 			return false
 		}
-		c.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
+		c.nc.SetReadDeadline(Deadline(lim.IdleTimeout))
 		if _, err := c.br.Peek(1); err != nil {
 			return false
 		}
@@ -162,7 +171,7 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 			}
 		}
 		first = false
-		c.nc.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+		c.nc.SetReadDeadline(Deadline(lim.ReadHeaderTimeout))
 		head, err := ReadHead(c.br, c.head, lim.MaxHeaderBytes)
 		c.head = head[:0]
 		if err != nil {

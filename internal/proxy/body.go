@@ -43,7 +43,7 @@ func startBody(cc *h1.ClientConn, req *exchange.Request, respTimeout time.Durati
 		// The response-head timeout counts from the end of the body.
 		s.mu.Lock()
 		if !s.headSeen {
-			cc.SetReadDeadline(time.Now().Add(s.timeout))
+			cc.SetReadDeadline(h1.Deadline(s.timeout))
 		}
 		s.mu.Unlock()
 	}()

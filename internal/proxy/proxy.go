@@ -89,13 +89,18 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if obs != nil {
 			began = time.Now()
 		}
-		a := f.try(ctx, req, w, r, pool, t, st, trusted)
+		var a attempt
+		if t.RoundTripper != nil {
+			a = f.tryRT(ctx, req, r, pool, t, st, trusted)
+		} else {
+			a = f.try(ctx, req, w, r, pool, t, st, trusted)
+		}
 		if obs != nil {
 			// A 5xx is a real answer with a real latency; passive health
 			// judges 5xx.
 			obs.Observe(t, time.Since(began), a.err == nil)
 		}
-		failed := a.err != nil || a.resp.Status >= 500
+		failed := a.err != nil || a.status() >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
 			f.Log.Warn("target ejected after repeated failures", "upstream", pool.Name, "target", t.Addr, "for", pool.Passive.Eject.String())
 		}
@@ -118,6 +123,9 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if a.sent != nil {
 			a.sent.wait()
 		}
+		if a.rt != nil {
+			a.rt.end(nil)
+		}
 		t.InFlight.Add(-1)
 		if a.err != nil {
 			f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
@@ -131,8 +139,17 @@ type attempt struct {
 	cc            *h1.ClientConn
 	resp          *h1.Response
 	sent          *bodySend
+	rt            *roundTrip // instead of cc, resp and sent over a RoundTripper (h2, h2c)
 	err           error
 	connectFailed bool
+}
+
+// status is the response's status code (when err is nil).
+func (a *attempt) status() int {
+	if a.rt != nil {
+		return a.rt.res.StatusCode
+	}
+	return a.resp.Status
 }
 
 // try sends the request to t and reads the response head.
@@ -165,7 +182,7 @@ func (f *Forwarder) try(ctx context.Context, req *exchange.Request, w exchange.R
 // a connection that could not be made always; anything else only for
 // idempotent methods (RFC 9110 §9.2.2) and the failures the pool lists.
 func (f *Forwarder) retryable(req *exchange.Request, rp *upstream.Retry, a *attempt) bool {
-	if a.sent != nil {
+	if a.sent != nil || a.rt != nil && a.rt.touched() {
 		return false
 	}
 	if a.connectFailed {
@@ -176,7 +193,7 @@ func (f *Forwarder) retryable(req *exchange.Request, rp *upstream.Retry, a *atte
 	}
 	switch {
 	case a.err == nil:
-		return rp.OnStatus(a.resp.Status)
+		return rp.OnStatus(a.status())
 	case isTimeout(a.err):
 		return rp.OnTimeout
 	default:
@@ -194,6 +211,10 @@ func isIdempotent(m []byte) bool {
 
 // finishAttempt relays the response of the last attempt, or the error page.
 func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, t *upstream.Target, a *attempt, st *state, res *Result) {
+	if a.rt != nil {
+		f.finishRT(req, w, r, pool, t, a, st, res)
+		return
+	}
 	cc, sent := a.cc, a.sent
 	if a.err != nil {
 		if cc != nil {
@@ -237,7 +258,7 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 		return nil, nil, err
 	}
 	if !hasBody {
-		cc.SetReadDeadline(time.Now().Add(pool.ResponseHeaderTimeout))
+		cc.SetReadDeadline(h1.Deadline(pool.ResponseHeaderTimeout))
 		resp, err := readFinal(cc, w, isHead)
 		cc.SetReadDeadline(time.Time{})
 		return resp, nil, err

@@ -251,10 +251,10 @@ func cookieValue(hs exchange.Headers, name string) []byte {
 				pair, v = v, nil
 			}
 			eq := bytes.IndexByte(pair, '=')
-			if eq < 0 || string(trimOWS(pair[:eq])) != name {
+			if eq < 0 || string(exchange.TrimOWS(pair[:eq])) != name {
 				continue
 			}
-			val := trimOWS(pair[eq+1:])
+			val := exchange.TrimOWS(pair[eq+1:])
 			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
 				val = val[1 : len(val)-1]
 			}
@@ -262,16 +262,6 @@ func cookieValue(hs exchange.Headers, name string) []byte {
 		}
 	}
 	return nil
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 const (
