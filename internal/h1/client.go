@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -35,6 +36,10 @@ type Transport struct {
 	IdleTimeout time.Duration
 	MaxIdle     int
 	MaxHeader   int
+	// TLS, when set, makes every connection a TLS client connection with
+	// this configuration (ServerName and NextProtos filled in by the
+	// caller); the handshake counts against DialTimeout.
+	TLS *tls.Config
 
 	mu     sync.Mutex
 	idle   []*ClientConn
@@ -66,6 +71,11 @@ const livenessCheckAfter = 50 * time.Millisecond
 // non-blocking peek that finds EOF, an error or unsolicited bytes means the
 // connection cannot carry a request.
 func alive(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		// Any record waiting (a close_notify alert, say) means the backend
+		// is done with the connection, as bytes on a plain one do.
+		nc = tc.NetConn()
+	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return true
@@ -127,6 +137,11 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.TLS != nil {
+		if nc, err = t.handshake(ctx, nc); err != nil {
+			return nil, err
+		}
+	}
 	return &ClientConn{
 		t:    t,
 		nc:   nc,
@@ -135,6 +150,28 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 		head: make([]byte, 0, 1024),
 	}, nil
 }
+
+// handshake runs the TLS client handshake on nc within DialTimeout.
+func (t *Transport) handshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
+	tc := tls.Client(nc, t.TLS)
+	if t.DialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.DialTimeout)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, &TLSError{Err: err}
+	}
+	return tc, nil
+}
+
+// TLSError is a failed TLS handshake with a backend: like a refused
+// connection, the request never reached it.
+type TLSError struct{ Err error }
+
+func (e *TLSError) Error() string { return "tls handshake: " + e.Err.Error() }
+func (e *TLSError) Unwrap() error { return e.Err }
 
 // Release gives the connection back for reuse when its response was read to
 // the end and both sides allow keep-alive; otherwise it closes it.
@@ -183,7 +220,8 @@ func (cc *ClientConn) Writer() *bufio.Writer { return cc.bw }
 // received, for tunnels after 101 Switching Protocols.
 func (cc *ClientConn) Conn() (net.Conn, io.Reader) { cc.broken.Store(true); return cc.nc, cc.br }
 
-// RawConn is the socket, for splicing request bodies.
+// RawConn is the connection, for splicing request bodies (a *tls.Conn for
+// an https backend, which splice cannot take).
 func (cc *ClientConn) RawConn() net.Conn { return cc.nc }
 
 // WriteRequestLine starts a request; prefix (the target's base path) goes
@@ -272,7 +310,10 @@ func (cc *ClientConn) ReadResponse(headRequest bool) (*Response, error) {
 		cc.body.reset(cc.br, bodyChunked, 0, 0, cc.t.MaxHeader)
 	case r.ContentLength >= 0:
 		cc.body.reset(cc.br, bodyFixed, r.ContentLength, 0, 0)
-		cc.body.raw = cc.nc
+		if _, plain := cc.nc.(*net.TCPConn); plain {
+			// Only a plain socket can be spliced (a TLS one must be decrypted).
+			cc.body.raw = cc.nc
+		}
 	default:
 		cc.body.reset(cc.br, bodyUntilClose, 0, 0, 0)
 		r.Close = true

@@ -86,8 +86,18 @@ func isForwardingField(n []byte) bool {
 	return false
 }
 
+// headWriter takes the request head writeRequestHead decides on: a backend
+// connection (*h1.ClientConn), or an h2Head that turns it into an
+// *http.Request for the HTTP/2 transports. Fields go through WriteField, or
+// straight to Writer() as "Name: value\r\n" lines.
+type headWriter interface {
+	WriteRequestLine(method, prefix, path, query []byte, hasQuery bool)
+	WriteField(name, value []byte)
+	Writer() *bufio.Writer
+}
+
 // writeRequestHead writes the request line and fields for the backend.
-func writeRequestHead(cc *h1.ClientConn, req *exchange.Request, r *route.Route, p *upstream.Pool, t *upstream.Target, trusted bool, ct *connTokens) {
+func writeRequestHead(cc headWriter, req *exchange.Request, r *route.Route, p *upstream.Pool, t *upstream.Target, trusted bool, ct *connTokens) {
 	path := req.Path
 	if len(r.StripPrefix) > 0 && bytes.HasPrefix(path, r.StripPrefix) &&
 		(len(path) == len(r.StripPrefix) || path[len(r.StripPrefix)] == '/') {
@@ -175,7 +185,7 @@ func joinPrior(prev, v []byte) []byte {
 	return append(out, v...)
 }
 
-func writeForwarded(cc *h1.ClientConn, req *exchange.Request, xff, xfproto, xfhost, fwd []byte) {
+func writeForwarded(cc headWriter, req *exchange.Request, xff, xfproto, xfhost, fwd []byte) {
 	bw := cc.Writer()
 	ip := req.RemoteAddr.Addr().Unmap()
 	proto := protoHTTP

@@ -35,6 +35,10 @@ type Result struct {
 // "Expect: 100-continue" before the body is sent anyway (RFC 9110 §10.1.1).
 const expectContinueWait = time.Second
 
+// connectFailureEject is how long a target that refused a connection is
+// left out when the pool configures no passive health.
+const connectFailureEject = 10 * time.Second
+
 // spliceMin is the body size above which bytes go socket to socket.
 const spliceMin = 64 << 10
 
@@ -104,11 +108,20 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
 			f.Log.Warn("target ejected after repeated failures", "upstream", pool.Name, "target", t.Addr, "for", pool.Passive.Eject.String())
 		}
+		if a.connectFailed && pool.Passive == nil {
+			// Without passive health configured, a target that refuses
+			// connections still sits out a moment (nginx's default
+			// max_fails=1 fail_timeout=10s), so that a dead backend does not
+			// cost every third request a retry.
+			t.Eject(time.Now().Add(connectFailureEject))
+		}
 		var next *upstream.Target
 		if failed && n <= rp.Attempts && f.retryable(req, rp, &a) {
 			// With no other candidate, the last answer stands as it is.
 			next = pool.SelectNext(req, tried[:min(n, len(tried))])
-			if next != nil && rp.Budget != nil && !rp.Budget.Withdraw() {
+			// A refused connection never reached a backend: retrying it adds
+			// no load, so the budget is not charged for it.
+			if next != nil && !a.connectFailed && rp.Budget != nil && !rp.Budget.Withdraw() {
 				next = nil
 			}
 		}

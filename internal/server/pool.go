@@ -1,12 +1,17 @@
 package server
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/proxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -42,7 +47,42 @@ func buildPool(cfg *config.Config, name string, uc *config.Upstream, backends, u
 // backendKey names a backend across reloads: the same target of the same
 // pool with the same connection settings is the same backend.
 func backendKey(pool, role string, t config.Target, uc *config.Upstream) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d", pool, role, t.URL.String(), uc.Timeouts.Connect, uc.Timeouts.Idle, uc.MaxIdlePerTarget)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%s", pool, role, t.URL.String(), uc.Timeouts.Connect, uc.Timeouts.Idle, uc.MaxIdlePerTarget,
+		uc.Transport, tlsKey(uc.TLS))
+}
+
+// tlsKey identifies TLS settings across reloads: the settings as written and
+// a digest of the certificates the files held when they were read.
+func tlsKey(c *config.UpstreamTLS) string {
+	if c == nil {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%q|%q|%q|%q|%v|", c.CAFile, c.ServerName, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+	if c.RootCAs != nil {
+		// Subjects is deprecated for system pools only; this one is from a file.
+		for _, s := range c.RootCAs.Subjects() {
+			h.Write(s)
+		}
+	}
+	if c.Certificate != nil {
+		for _, der := range c.Certificate.Certificate {
+			h.Write(der)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// clientTLS is the TLS configuration for one https target: the pool's
+// settings, the target's host as server name unless one is set, and the
+// application protocol to negotiate.
+func clientTLS(uc *config.Upstream, tc config.Target, proto string) *tls.Config {
+	c := uc.TLS.ClientConfig()
+	if c.ServerName == "" {
+		c.ServerName = tc.URL.Hostname()
+	}
+	c.NextProtos = []string{proto}
+	return c
 }
 
 func buildTarget(cfg *config.Config, uc *config.Upstream, key string, tc config.Target, index int, backends, used map[string]*upstream.Backend) *upstream.Target {
@@ -58,6 +98,17 @@ func buildTarget(cfg *config.Config, uc *config.Upstream, key string, tc config.
 				MaxIdle:     uc.MaxIdlePerTarget,
 				MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
 			},
+		}
+		https := tc.URL.Scheme == "https"
+		switch uc.Transport {
+		case "h2":
+			be.RoundTripper = proxy.NewH2Transport(addr, clientTLS(uc, tc, "h2"), uc.Timeouts.Connect, uc.Timeouts.Idle, int(cfg.Limits.MaxHeaderBytes))
+		case "h2c":
+			be.RoundTripper = proxy.NewH2Transport(addr, nil, uc.Timeouts.Connect, uc.Timeouts.Idle, int(cfg.Limits.MaxHeaderBytes))
+		default:
+			if https {
+				be.Transport.TLS = clientTLS(uc, tc, "http/1.1")
+			}
 		}
 	}
 	used[key] = be
@@ -75,15 +126,17 @@ func buildTarget(cfg *config.Config, uc *config.Upstream, key string, tc config.
 }
 
 // supported refuses what the configuration language has and this build does
-// not run yet (https, h2 and discovered targets come with their issue).
+// not run yet (discovered targets come with their issue).
 func supported(name string, uc *config.Upstream) error {
-	if uc.Transport != "" && uc.Transport != "h1" {
-		return fmt.Errorf("upstreams.%s.transport: %q is not supported by this build yet (only h1)", name, uc.Transport)
+	switch uc.Transport {
+	case "", "h1", "h2", "h2c":
+	default:
+		return fmt.Errorf("upstreams.%s.transport: %q is not supported by this build (h1, h2 or h2c)", name, uc.Transport)
 	}
 	for _, list := range [][]config.Target{uc.Targets, uc.Backup} {
 		for _, t := range list {
-			if kind, scheme := t.Discovery(); kind != config.DiscoveryPlain || scheme != "http" {
-				return fmt.Errorf("upstreams.%s: target %s: only http:// targets are supported by this build yet", name, t.URL)
+			if kind, scheme := t.Discovery(); kind != config.DiscoveryPlain || scheme != "http" && scheme != "https" {
+				return fmt.Errorf("upstreams.%s: target %s: only http:// and https:// targets are supported by this build yet", name, t.URL)
 			}
 		}
 	}
@@ -146,7 +199,7 @@ func startHealthChecks(snap *Snapshot, stale map[string]*upstream.Backend, log *
 		check := activeCheck(snap.Config.Upstreams[name].Health.Active)
 		for _, list := range [][]*upstream.Target{p.Targets, p.Backup} {
 			for _, t := range list {
-				t.StartChecks(baseURL(t), check, log.With("upstream", name))
+				t.StartChecks(baseURL(t), checkTransport(check, t), log.With("upstream", name))
 			}
 		}
 	}
@@ -155,5 +208,34 @@ func startHealthChecks(snap *Snapshot, stale map[string]*upstream.Backend, log *
 // baseURL is where a target's health check path is appended: its scheme and
 // address, without the base path (the check path is absolute).
 func baseURL(t *upstream.Target) string {
+	if t.URL != nil && t.URL.Scheme == "https" {
+		return "https://" + t.Addr
+	}
 	return "http://" + t.Addr
+}
+
+// checkTransport gives a target's check the pool's transport: its HTTP/2
+// transport (h2, h2c), or HTTP/1.1 with its TLS settings (https).
+func checkTransport(c *upstream.ActiveCheck, t *upstream.Target) *upstream.ActiveCheck {
+	if c == nil {
+		return nil
+	}
+	switch {
+	case t.RoundTripper != nil:
+		cc := *c
+		// Wrapped: stopping the checker must not close the traffic's idle
+		// connections.
+		cc.Transport = struct{ http.RoundTripper }{t.RoundTripper}
+		return &cc
+	case t.Transport.TLS != nil:
+		cc := *c
+		cc.Transport = &http.Transport{
+			TLSClientConfig:     t.Transport.TLS,
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     2 * c.Interval,
+			DisableCompression:  true,
+		}
+		return &cc
+	}
+	return c
 }

@@ -24,6 +24,9 @@ type ActiveCheck struct {
 	Headers      map[string]string
 	// Key is a stable rendering of the settings, to tell a changed check.
 	Key string
+	// Transport, when set, carries the checks (the pool's TLS settings or
+	// HTTP/2 transport); nil: plain HTTP/1.1.
+	Transport http.RoundTripper
 }
 
 // checker probes one backend on its own goroutine.
@@ -85,13 +88,17 @@ func (c *checker) stop() {
 
 func (b *Backend) runChecks(ctx context.Context, ch *checker, baseURL string, c ActiveCheck, log *slog.Logger) {
 	defer close(ch.done)
+	var rt http.RoundTripper = &http.Transport{
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     2 * c.Interval,
+		DisableCompression:  true,
+	}
+	if c.Transport != nil {
+		rt = c.Transport
+	}
 	client := &http.Client{
-		Timeout: c.Timeout,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: 1,
-			IdleConnTimeout:     2 * c.Interval,
-			DisableCompression:  true,
-		},
+		Timeout:       c.Timeout,
+		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	defer client.CloseIdleConnections()

@@ -4,6 +4,7 @@
 package upstream
 
 import (
+	"net/http"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,10 @@ type Target struct {
 type Backend struct {
 	Addr      string // host:port to dial
 	Transport *h1.Transport
-	InFlight  atomic.Int64
+	// RoundTripper, when set (transport h2 and h2c), carries the requests
+	// instead of Transport.
+	RoundTripper http.RoundTripper
+	InFlight     atomic.Int64
 
 	// down is set by active health checks; ejectedUntil (unix nanoseconds)
 	// by passive outlier detection.
