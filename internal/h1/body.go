@@ -64,6 +64,18 @@ func (b *Body) reset(br *bufio.Reader, mode bodyMode, n, limit int64, maxTrail i
 // Done reports whether the body was read to its end without error.
 func (b *Body) Done() bool { return b.err == io.EOF }
 
+// Buffered reports whether the rest of the body is already in the
+// connection's buffer (reading it will not touch the socket).
+func (b *Body) Buffered() bool {
+	switch {
+	case b.err != nil:
+		return true
+	case b.mode == bodyFixed:
+		return b.n <= int64(b.br.Buffered())
+	}
+	return false
+}
+
 // Remaining is what is left of a fixed-length body (-1 for other framings).
 func (b *Body) Remaining() int64 {
 	if b.mode != bodyFixed {

@@ -218,7 +218,11 @@ func (cc *ClientConn) Writer() *bufio.Writer { return cc.bw }
 
 // Conn returns the raw connection and the reader holding bytes already
 // received, for tunnels after 101 Switching Protocols.
-func (cc *ClientConn) Conn() (net.Conn, io.Reader) { cc.broken.Store(true); return cc.nc, cc.br }
+func (cc *ClientConn) Conn() (net.Conn, io.Reader) {
+	cc.broken.Store(true)
+	cc.nc.SetReadDeadline(time.Time{})
+	return cc.nc, cc.br
+}
 
 // RawConn is the connection, for splicing request bodies (a *tls.Conn for
 // an https backend, which splice cannot take).

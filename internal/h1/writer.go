@@ -228,6 +228,8 @@ func (w *responseWriter) Hijack() (net.Conn, io.Reader, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
+	// A tunnel has no deadlines of HTTP's: clear the request head's.
+	w.c.nc.SetReadDeadline(time.Time{})
 	return w.c.nc, w.c.br, nil
 }
 

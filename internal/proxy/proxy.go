@@ -273,7 +273,12 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 	if !hasBody {
 		cc.SetReadDeadline(h1.Deadline(pool.ResponseHeaderTimeout))
 		resp, err := readFinal(cc, w, isHead)
-		cc.SetReadDeadline(time.Time{})
+		// The body may stream for as long as it takes — unless it is already
+		// all in the buffer (the common small answer), when no read of this
+		// response touches the socket again and the call can be saved.
+		if err != nil || !cc.Body().Buffered() {
+			cc.SetReadDeadline(time.Time{})
+		}
 		return resp, nil, err
 	}
 	if req.Expect100 {
@@ -299,6 +304,9 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 			return nil, nil, err
 		}
 	}
+	// No deadline while the body goes up (a previous exchange on this
+	// connection may have left one); the sender sets it once the body is out.
+	cc.SetReadDeadline(time.Time{})
 	s := startBody(cc, req, pool.ResponseHeaderTimeout)
 	resp, err := readFinal(cc, w, isHead)
 	s.headArrived()
