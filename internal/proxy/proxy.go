@@ -82,7 +82,8 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		res.Status = WriteError(w, 503)
 		return
 	}
-	obs, _ := pool.Policy.(upstream.Observer)
+	_, policy := pool.Current()
+	obs, _ := policy.(upstream.Observer)
 	for n := 1; ; n++ {
 		res.Target = t
 		if n <= len(tried) {

@@ -119,8 +119,9 @@ func (s *Server) upstreamsStatus() map[string]any {
 	out := []poolStatus{}
 	for name, p := range snap.Pools {
 		ps := poolStatus{Name: name, Balance: snap.Config.Upstreams[name].Balance}
-		ewma, _ := p.Policy.(*upstream.EWMA)
-		for i, list := range [][]*upstream.Target{p.Targets, p.Backup} {
+		targets, policy := p.Current()
+		ewma, _ := policy.(*upstream.EWMA)
+		for i, list := range [][]*upstream.Target{targets, p.Backup} {
 			for _, t := range list {
 				ts := targetStatus{
 					URL:      t.URL.String(),

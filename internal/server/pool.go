@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -29,8 +30,11 @@ func buildPool(cfg *config.Config, name string, uc *config.Upstream, backends, u
 		Retry:                 retryRules(uc.Retries),
 		Passive:               passiveRules(uc.Health.Passive),
 	}
-	for i, tc := range uc.Targets {
-		p.Targets = append(p.Targets, buildTarget(cfg, uc, backendKey(name, "", tc, uc), tc, i, backends, used))
+	for _, tc := range uc.Targets {
+		if kind, _ := tc.Discovery(); kind != config.DiscoveryPlain {
+			continue // added by the pool's resolver (discovery.go)
+		}
+		p.Targets = append(p.Targets, buildTarget(cfg, uc, backendKey(name, "", tc, uc), tc, len(p.Targets), backends, used))
 	}
 	for i, tc := range uc.Backup {
 		p.Backup = append(p.Backup, buildTarget(cfg, uc, backendKey(name, "backup", tc, uc), tc, i, backends, used))
@@ -74,12 +78,12 @@ func tlsKey(c *config.UpstreamTLS) string {
 }
 
 // clientTLS is the TLS configuration for one https target: the pool's
-// settings, the target's host as server name unless one is set, and the
-// application protocol to negotiate.
-func clientTLS(uc *config.Upstream, tc config.Target, proto string) *tls.Config {
+// settings, the target's host name as server name unless one is set, and
+// the application protocol to negotiate.
+func clientTLS(uc *config.Upstream, serverName, proto string) *tls.Config {
 	c := uc.TLS.ClientConfig()
 	if c.ServerName == "" {
-		c.ServerName = tc.URL.Hostname()
+		c.ServerName = serverName
 	}
 	c.NextProtos = []string{proto}
 	return c
@@ -88,56 +92,71 @@ func clientTLS(uc *config.Upstream, tc config.Target, proto string) *tls.Config 
 func buildTarget(cfg *config.Config, uc *config.Upstream, key string, tc config.Target, index int, backends, used map[string]*upstream.Backend) *upstream.Target {
 	be := backends[key]
 	if be == nil {
-		addr := hostPort(tc.URL.Host, tc.URL.Scheme)
-		be = &upstream.Backend{
-			Addr: addr,
-			Transport: &h1.Transport{
-				Addr:        addr,
-				DialTimeout: uc.Timeouts.Connect,
-				IdleTimeout: uc.Timeouts.Idle,
-				MaxIdle:     uc.MaxIdlePerTarget,
-				MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
-			},
-		}
-		https := tc.URL.Scheme == "https"
-		switch uc.Transport {
-		case "h2":
-			be.RoundTripper = proxy.NewH2Transport(addr, clientTLS(uc, tc, "h2"), uc.Timeouts.Connect, uc.Timeouts.Idle, int(cfg.Limits.MaxHeaderBytes))
-		case "h2c":
-			be.RoundTripper = proxy.NewH2Transport(addr, nil, uc.Timeouts.Connect, uc.Timeouts.Idle, int(cfg.Limits.MaxHeaderBytes))
-		default:
-			if https {
-				be.Transport.TLS = clientTLS(uc, tc, "http/1.1")
-			}
-		}
+		be = newBackend(cfg, uc, hostPort(tc.URL.Host, tc.URL.Scheme), tc.URL.Scheme, tc.URL.Hostname())
 	}
 	used[key] = be
+	return newTarget(be, tc.URL, tc.URL.Host, tc.Weight, index)
+}
+
+// newBackend makes the backend of one address, where scheme is spoken and
+// serverName is the TLS server name unless the pool sets one.
+func newBackend(cfg *config.Config, uc *config.Upstream, addr, scheme, serverName string) *upstream.Backend {
+	be := &upstream.Backend{
+		Addr: addr,
+		Transport: &h1.Transport{
+			Addr:        addr,
+			DialTimeout: uc.Timeouts.Connect,
+			IdleTimeout: uc.Timeouts.Idle,
+			MaxIdle:     uc.MaxIdlePerTarget,
+			MaxHeader:   int(cfg.Limits.MaxHeaderBytes),
+		},
+	}
+	https := scheme == "https"
+	switch uc.Transport {
+	case "h2":
+		be.RoundTripper = proxy.NewH2Transport(addr, clientTLS(uc, serverName, "h2"), uc.Timeouts.Connect, uc.Timeouts.Idle, int(cfg.Limits.MaxHeaderBytes))
+	case "h2c":
+		be.RoundTripper = proxy.NewH2Transport(addr, nil, uc.Timeouts.Connect, uc.Timeouts.Idle, int(cfg.Limits.MaxHeaderBytes))
+	default:
+		if https {
+			be.Transport.TLS = clientTLS(uc, serverName, "http/1.1")
+		}
+	}
+	return be
+}
+
+// newTarget is one target of a pool on backend be: u gives the scheme and
+// base path, host the Host header sent when the client's is not preserved.
+func newTarget(be *upstream.Backend, u *url.URL, host string, weight, index int) *upstream.Target {
 	t := &upstream.Target{
 		Backend: be,
-		URL:     tc.URL,
-		Host:    []byte(tc.URL.Host),
-		Weight:  tc.Weight,
+		URL:     u,
+		Host:    []byte(host),
+		Weight:  weight,
 		Index:   index,
 	}
-	if prefix := strings.TrimSuffix(tc.URL.EscapedPath(), "/"); prefix != "" {
+	if prefix := strings.TrimSuffix(u.EscapedPath(), "/"); prefix != "" {
 		t.Prefix = []byte(prefix)
 	}
 	return t
 }
 
 // supported refuses what the configuration language has and this build does
-// not run yet (discovered targets come with their issue).
+// not run yet (discovered backups).
 func supported(name string, uc *config.Upstream) error {
 	switch uc.Transport {
 	case "", "h1", "h2", "h2c":
 	default:
 		return fmt.Errorf("upstreams.%s.transport: %q is not supported by this build (h1, h2 or h2c)", name, uc.Transport)
 	}
-	for _, list := range [][]config.Target{uc.Targets, uc.Backup} {
-		for _, t := range list {
-			if kind, scheme := t.Discovery(); kind != config.DiscoveryPlain || scheme != "http" && scheme != "https" {
-				return fmt.Errorf("upstreams.%s: target %s: only http:// and https:// targets are supported by this build yet", name, t.URL)
-			}
+	for _, t := range uc.Targets {
+		if kind, scheme := t.Discovery(); kind == "" || scheme != "http" && scheme != "https" {
+			return fmt.Errorf("upstreams.%s: target %s: scheme not supported", name, t.URL)
+		}
+	}
+	for _, t := range uc.Backup {
+		if kind, scheme := t.Discovery(); kind != config.DiscoveryPlain || scheme != "http" && scheme != "https" {
+			return fmt.Errorf("upstreams.%s: backup %s: only http:// and https:// backups are supported by this build yet (dns+ and srv+ work in targets)", name, t.URL)
 		}
 	}
 	return nil

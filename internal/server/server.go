@@ -23,10 +23,14 @@ type Server struct {
 
 	// Loader re-reads the configuration for a reload.
 	Loader func() (*config.Config, error)
+	// Resolver looks up dns+ and srv+ targets; nil: net.DefaultResolver.
+	// Set it before Start.
+	Resolver *net.Resolver
 
 	mu           sync.Mutex // serialises reloads and shutdown
 	listeners    map[string]*listener
 	backends     map[string]*upstream.Backend
+	resolvers    []*resolver // of the current snapshot's pools with discovered targets
 	admin        *adminServer
 	accessOut    string
 	reloads      atomic.Int64
@@ -84,6 +88,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	startHealthChecks(s.snap.Load(), nil, s.log)
+	s.resolvers = startResolvers(s.snap.Load(), nil, s.Resolver, s.log)
 	return nil
 }
 
@@ -122,6 +127,11 @@ func (s *Server) Apply(cfg *config.Config) error {
 		s.log.Error("reload rejected; keeping the running configuration", "err", err)
 		return err
 	}
+	// The new pools' names are looked up before they serve; the old
+	// resolvers hand their backends over.
+	seeds := stopResolvers(s.resolvers)
+	s.resolvers = startResolvers(snap, seeds, s.Resolver, s.log)
+	releaseBackends(seeds) // pools that no longer have discovered targets
 	old := s.backends
 	s.backends = used
 	s.snap.Store(snap)
@@ -201,6 +211,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.listeners = map[string]*listener{}
 	admin := s.admin
 	s.admin = nil
+	rs := s.resolvers
+	s.resolvers = nil
 	s.mu.Unlock()
 	for _, l := range ls {
 		l.stopAccepting()
@@ -214,6 +226,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if admin != nil {
 		admin.close()
 	}
+	releaseBackends(stopResolvers(rs))
 	for _, be := range s.backends {
 		be.StopChecks()
 		be.Transport.CloseIdle(true)

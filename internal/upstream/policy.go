@@ -81,7 +81,8 @@ func weightOf(t *Target) uint64 {
 type First struct{}
 
 func (First) Select(p *Pool, _ *exchange.Request, skip Skip) *Target {
-	for _, t := range p.Targets {
+	ts, _ := p.Current()
+	for _, t := range ts {
 		if !skip(t) {
 			return t
 		}
@@ -98,7 +99,8 @@ func (LeastConn) Select(p *Pool, _ *exchange.Request, skip Skip) *Target {
 	var best *Target
 	var bestLoad, bestW, tieW uint64
 	var rng uint64
-	for _, t := range p.Targets {
+	ts, _ := p.Current()
+	for _, t := range ts {
 		if skip(t) {
 			continue
 		}

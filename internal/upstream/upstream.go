@@ -82,6 +82,11 @@ type Policy interface {
 }
 
 // Pool is a named group of targets with one policy.
+//
+// Targets and Policy are the targets written as plain URLs and the policy
+// built for them. A pool with discovered targets (DNS) gets its targets
+// replaced at run time with SetTargets: read them with Current, which gives
+// whichever is in use.
 type Pool struct {
 	Name         string
 	Targets      []*Target
@@ -94,6 +99,28 @@ type Pool struct {
 	Retry    Retry
 	Passive  *Passive
 	backupRR RoundRobin
+	// set, once stored, replaces Targets and Policy.
+	set atomic.Pointer[TargetSet]
+}
+
+// TargetSet is one immutable list of targets with the policy built for it.
+type TargetSet struct {
+	Targets []*Target
+	Policy  Policy
+}
+
+// Current returns the targets in use and their policy.
+func (p *Pool) Current() ([]*Target, Policy) {
+	if s := p.set.Load(); s != nil {
+		return s.Targets, s.Policy
+	}
+	return p.Targets, p.Policy
+}
+
+// SetTargets swaps in a new list of targets and the policy built for it
+// (NewPolicy); requests already routed keep the target they got.
+func (p *Pool) SetTargets(ts []*Target, policy Policy) {
+	p.set.Store(&TargetSet{Targets: ts, Policy: policy})
 }
 
 // unavailable is the Skip of a first attempt.
@@ -102,7 +129,8 @@ func unavailable(t *Target) bool { return !t.Available() }
 // Select picks a target for a first attempt, or nil when none is available
 // (backups included).
 func (p *Pool) Select(req *exchange.Request) *Target {
-	if t := p.Policy.Select(p, req, unavailable); t != nil {
+	_, policy := p.Current()
+	if t := policy.Select(p, req, unavailable); t != nil {
 		return t
 	}
 	return p.selectBackup(unavailable)
@@ -121,7 +149,8 @@ func (p *Pool) SelectNext(req *exchange.Request, tried []*Target) *Target {
 		}
 		return false
 	}
-	if t := p.Policy.Select(p, req, skip); t != nil {
+	_, policy := p.Current()
+	if t := policy.Select(p, req, skip); t != nil {
 		return t
 	}
 	return p.selectBackup(skip)
@@ -145,10 +174,11 @@ func (p *Pool) selectBackup(skip Skip) *Target {
 type RoundRobin struct{ next atomic.Uint64 }
 
 func (r *RoundRobin) Select(p *Pool, _ *exchange.Request, skip Skip) *Target {
-	n := uint64(len(p.Targets))
+	ts, _ := p.Current()
+	n := uint64(len(ts))
 	start := r.next.Add(1) - 1
 	for i := uint64(0); i < n; i++ {
-		t := p.Targets[(start+i)%n]
+		t := ts[(start+i)%n]
 		if !skip(t) {
 			return t
 		}
