@@ -4,7 +4,7 @@ GO ?= go
 .PHONY: test deps unit lint build bench
 
 test: deps lint
-	GATEHOUSE_E2E_RACE=1 $(GO) test -race -timeout 15m ./...
+	GATEHOUSE_E2E_RACE=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 deps:
 	@scripts/install-test-deps.sh
