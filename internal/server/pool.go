@@ -149,6 +149,11 @@ func supported(name string, uc *config.Upstream) error {
 	default:
 		return fmt.Errorf("upstreams.%s.transport: %q is not supported by this build (h1, h2 or h2c)", name, uc.Transport)
 	}
+	if uc.MaxConnsPerTarget > 0 {
+		// Refused rather than ignored: a limit that silently does nothing is
+		// worse than none. It comes with the connection limits of issue 6.
+		return fmt.Errorf("upstreams.%s.max_conns_per_target: not enforced by this build yet; remove it", name)
+	}
 	for _, t := range uc.Targets {
 		if kind, scheme := t.Discovery(); kind == "" || scheme != "http" && scheme != "https" {
 			return fmt.Errorf("upstreams.%s: target %s: scheme not supported", name, t.URL)
