@@ -188,26 +188,13 @@ func loadCAFile(name string) (*x509.CertPool, string) {
 	if problem != "" {
 		return nil, problem
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Sprintf("ca_file %s: certificate %d does not parse: %v", quote(name), n, trimX509(err))
-		}
-		pool.AddCert(cert)
+	certs, problem := parseCertificates("ca_file", name, data)
+	if problem != "" {
+		return nil, problem
 	}
-	if n == 0 {
-		return nil, fmt.Sprintf("ca_file %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", quote(name))
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, ""
 }
@@ -225,23 +212,8 @@ func loadKeyPair(certFile, keyFile string) (cert *tls.Certificate, problemAt, pr
 	}
 	// Check the certificates first, to tell which file is wrong: the
 	// messages of tls.X509KeyPair do not name their input.
-	n := 0
-	for rest := certPEM; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return nil, "cert_file", fmt.Sprintf("cert_file %s: certificate %d does not parse: %v", quote(certFile), n, trimX509(err))
-		}
-	}
-	if n == 0 {
-		return nil, "cert_file", fmt.Sprintf("cert_file %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", quote(certFile))
+	if _, problem := parseCertificates("cert_file", certFile, certPEM); problem != "" {
+		return nil, "cert_file", problem
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -252,6 +224,32 @@ func loadKeyPair(certFile, keyFile string) (cert *tls.Certificate, problemAt, pr
 		return nil, "key_file", fmt.Sprintf("key_file %s: %s", quote(keyFile), msg)
 	}
 	return &pair, "", ""
+}
+
+// parseCertificates parses every CERTIFICATE block of a PEM file (other
+// blocks are skipped); at least one is required. field and name are for the
+// message.
+func parseCertificates(field, name string, data []byte) ([]*x509.Certificate, string) {
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Sprintf("%s %s: certificate %d does not parse: %v", field, quote(name), len(certs)+1, trimX509(err))
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Sprintf("%s %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", field, quote(name))
+	}
+	return certs, ""
 }
 
 func trimX509(err error) string { return strings.TrimPrefix(err.Error(), "x509: ") }

@@ -20,9 +20,8 @@ type Request struct {
 	// HasQuery tells "/a?" (empty query) from "/a".
 	HasQuery bool
 	Host     []byte // Host header (or authority), as sent
-	// ProtoMinor is the HTTP/1.x minor version; Proto2 marks HTTP/2.
+	// ProtoMinor is the HTTP/1.x minor version (1 for HTTP/2 exchanges).
 	ProtoMinor int
-	Proto2     bool
 	Header     Headers
 	// ContentLength is -1 when the length is unknown (chunked, HTTP/2 without it).
 	ContentLength int64

@@ -2,7 +2,6 @@ package h1
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -47,13 +46,11 @@ type Body struct {
 
 	trailerBuf []byte
 	Trailers   exchange.Headers
-	// beforeRead runs once before the first read (to send 100 Continue).
-	beforeRead func()
 }
 
 func (b *Body) reset(br *bufio.Reader, mode bodyMode, n, limit int64, maxTrail int) {
 	b.br, b.mode, b.n, b.limit, b.maxTrail = br, mode, n, limit, maxTrail
-	b.inChunk, b.total, b.err, b.beforeRead, b.raw = false, 0, nil, nil, nil
+	b.inChunk, b.total, b.err, b.raw = false, 0, nil, nil
 	b.readTimeout, b.conn = 0, nil
 	b.Trailers = b.Trailers[:0]
 	if mode == bodyNone || mode == bodyFixed && n == 0 {
@@ -88,11 +85,6 @@ func (b *Body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.beforeRead != nil {
-		f := b.beforeRead
-		b.beforeRead = nil
-		f()
-	}
 	if b.readTimeout > 0 && b.br.Buffered() == 0 {
 		b.conn.SetReadDeadline(time.Now().Add(b.readTimeout))
 	}
@@ -125,7 +117,7 @@ func (b *Body) Read(p []byte) (int, error) {
 // CanSplice reports whether SpliceTo may move the rest of the body
 // socket to socket: a fixed-length body with more than minBytes left.
 func (b *Body) CanSplice(minBytes int64) bool {
-	return b.err == nil && b.mode == bodyFixed && b.raw != nil && b.n > minBytes && b.beforeRead == nil
+	return b.err == nil && b.mode == bodyFixed && b.raw != nil && b.n > minBytes
 }
 
 // SpliceTo copies the rest of a fixed-length body: the bytes already
@@ -309,11 +301,6 @@ func eofIsUnexpected(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// IsClientGone reports errors that mean the peer went away mid-body.
-func IsClientGone(err error) bool {
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // writeChunk writes p as one chunk.

@@ -755,14 +755,3 @@ func TestBodyReuseClearsTrailers(t *testing.T) {
 		t.Errorf("trailers of the previous body kept: %v", b.Trailers)
 	}
 }
-
-func TestBodyBeforeRead(t *testing.T) {
-	var b Body
-	b.reset(bufio.NewReader(strings.NewReader("abc")), bodyFixed, 3, 0, 0)
-	calls := 0
-	b.beforeRead = func() { calls++ }
-	io.ReadAll(&b)
-	if calls != 1 {
-		t.Errorf("beforeRead ran %d times, want 1", calls)
-	}
-}

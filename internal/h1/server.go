@@ -282,7 +282,6 @@ func (c *conn) finishRequest() bool {
 const maxDrain = 256 << 10
 
 func (c *conn) drainBody() bool {
-	c.body.beforeRead = nil
 	n, err := io.Copy(io.Discard, io.LimitReader(&c.body, maxDrain))
 	_ = n
 	return err == nil && c.body.Done()

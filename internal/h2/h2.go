@@ -61,7 +61,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	req := &exchange.Request{
 		Method:        []byte(r.Method),
 		Host:          []byte(r.Host),
-		Proto2:        true,
 		ProtoMinor:    1,
 		ContentLength: r.ContentLength,
 		Body:          r.Body,

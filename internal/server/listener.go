@@ -178,10 +178,6 @@ func (s *Server) closeRemovedListeners(cfg *config.Config) {
 	}
 }
 
-func (s *Server) syncListeners(cfg *config.Config) error {
-	return s.openNewListeners(cfg)
-}
-
 func (s *Server) closeListeners(m map[string]*listener) {
 	for _, l := range m {
 		l.stopAccepting()

@@ -79,7 +79,7 @@ func (s *Server) Start() error {
 	if err := s.applyAccessLog(cfg); err != nil {
 		return err
 	}
-	if err := s.syncListeners(cfg); err != nil {
+	if err := s.openNewListeners(cfg); err != nil {
 		s.closeListeners(s.listeners)
 		return err
 	}
