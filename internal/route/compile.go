@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -120,7 +121,7 @@ func compileValueMatches(m map[string]string, canonical bool) ([]valueMatch, err
 		case v == "*":
 			vm.present = true
 		case strings.HasPrefix(v, "~"):
-			re, err := compileRegexp(v[1:])
+			re, err := regexp.Compile(v[1:])
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", k, err)
 			}

@@ -198,4 +198,3 @@ func unhex(c byte) byte {
 	}
 }
 
-func compileRegexp(s string) (*regexp.Regexp, error) { return regexp.Compile(s) }
