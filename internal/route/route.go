@@ -197,4 +197,3 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 }
-
