@@ -159,3 +159,7 @@ func join(items []string, conj string) string {
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " " + conj + " " + items[len(items)-1]
 }
+
+// Suggest is suggest for the packages that check names of their own
+// (middleware names, say): ` (did you mean "x"?)` or "".
+func Suggest(got string, candidates []string) string { return suggest(got, candidates) }

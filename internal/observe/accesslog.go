@@ -24,6 +24,9 @@ type Entry struct {
 	Duration time.Duration
 	Upstream string
 	Route    string
+	Cache    string // filter.LogFields: cache outcome, identity, refusal
+	User     string
+	Blocked  string
 }
 
 // AccessLog writes one JSON line per request from a goroutine of its own:
@@ -110,6 +113,14 @@ func (l *AccessLog) Log(e *Entry) {
 	b = appendJSONString(b, e.Upstream)
 	b = append(b, `,"route":`...)
 	b = appendJSONString(b, e.Route)
+	for _, f := range [...]struct{ name, v string }{{"cache", e.Cache}, {"user", e.User}, {"blocked", e.Blocked}} {
+		if f.v != "" {
+			b = append(b, `,"`...)
+			b = append(b, f.name...)
+			b = append(b, `":`...)
+			b = appendJSONString(b, f.v)
+		}
+	}
 	b = append(b, "}\n"...)
 	*bp = b
 	select {

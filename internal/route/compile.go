@@ -21,7 +21,9 @@ func Compile(cfg *config.Config, pools map[string]*upstream.Pool) (*Router, erro
 				return nil, err
 			}
 			r.Name = fmt.Sprintf("sites[%d].routes[%d]", si, ri)
+			r.Site, r.Index = si, ri
 			site.Routes = append(site.Routes, r)
+			rt.all = append(rt.all, r)
 		}
 		hosts := sc.Hosts
 		if len(hosts) == 0 {

@@ -16,6 +16,8 @@ import (
 // Route is one compiled route: its conditions and its action.
 type Route struct {
 	Name string // "sites[0].routes[1]", for logs and metrics
+	// Site and Index place the route in the configuration (sites[Site].routes[Index]).
+	Site, Index int
 
 	path       []byte
 	pathPrefix []byte

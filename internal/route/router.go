@@ -21,10 +21,14 @@ type wildcard struct {
 // Router finds the site by host (exact, then longest wildcard, then "*") and
 // the first route of it that matches.
 type Router struct {
+	all       []*Route // every route, in configuration order
 	exact     map[string]*Site
 	wildcards []wildcard // longest suffix first
 	fallback  *Site
 }
+
+// Routes returns every route in configuration order.
+func (rt *Router) Routes() []*Route { return rt.all }
 
 // Match returns the route for req, or nil (404).
 func (rt *Router) Match(req *exchange.Request) *Route {

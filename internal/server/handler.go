@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/observe"
 	"github.com/gatehouse-proxy/gatehouse/internal/proxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
@@ -16,19 +17,36 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 	snap := s.snap.Load()
 	r := snap.Router.Match(req)
 	var res proxy.Result
+	var lf *filter.LogFields
+	upstreamAddr := ""
 	switch {
 	case r == nil:
 		res.Status = proxy.WriteError(w, 404)
-	case r.Respond != nil:
-		res.Status = respond(w, r.Respond)
-	case r.Redirect != nil:
-		res.Status = redirect(w, req, r.Redirect)
-	default:
-		if lim := snap.Limits.MaxBodyBytes; lim > 0 && req.ContentLength > lim {
-			res.Status = proxy.WriteError(w, 413)
-			break
+	case snap.Chains[r.Site][r.Index] != nil:
+		sv := servedPool.Get().(*served)
+		sv.rec = filter.Recorder{ResponseWriter: w}
+		sv.x = filter.Exchange{
+			Ctx:      context.Background(),
+			Req:      req,
+			W:        &sv.rec,
+			ClientIP: clientIP(req, snap.Forwarder.Trusted),
+			Route:    r.Name,
+			Start:    start,
 		}
-		snap.Forwarder.Forward(context.Background(), req, w, r, r.Pool(), &res)
+		snap.Chains[r.Site][r.Index].Serve(&sv.x)
+		res.Status = sv.rec.Status
+		upstreamAddr = sv.x.Log.Upstream
+		defer func() {
+			sv.x.Reset()
+			sv.rec = filter.Recorder{}
+			servedPool.Put(sv)
+		}()
+		lf = &sv.x.Log
+	default:
+		snap.act(r, req, w, &res)
+		if res.Target != nil {
+			upstreamAddr = res.Target.Addr
+		}
 	}
 	if al := s.accessLog.Load(); al != nil {
 		_, n := w.Written()
@@ -42,14 +60,45 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 			Status:   res.Status,
 			Bytes:    n,
 			Duration: time.Since(start),
-		}
-		if res.Target != nil {
-			e.Upstream = res.Target.Addr
+			Upstream: upstreamAddr,
 		}
 		if r != nil {
 			e.Route = r.Name
 		}
+		if lf != nil {
+			e.Cache, e.User, e.Blocked = lf.Cache, lf.User, lf.Blocked
+		}
 		al.Log(&e)
+	}
+}
+
+// act runs the route's action: its answer, its redirect, or forwarding.
+func (snap *Snapshot) act(r *route.Route, req *exchange.Request, w exchange.ResponseWriter, res *proxy.Result) {
+	switch {
+	case r.Respond != nil:
+		res.Status = respond(w, r.Respond)
+	case r.Redirect != nil:
+		res.Status = redirect(w, req, r.Redirect)
+	default:
+		if lim := snap.Limits.MaxBodyBytes; lim > 0 && req.ContentLength > lim {
+			res.Status = proxy.WriteError(w, 413)
+			return
+		}
+		snap.Forwarder.Forward(context.Background(), req, w, r, r.Pool(), res)
+	}
+}
+
+// finalHandler is the end of a filter chain: the route's action.
+type finalHandler struct {
+	snap *Snapshot
+	r    *route.Route
+}
+
+func (f *finalHandler) Serve(x *filter.Exchange) {
+	var res proxy.Result
+	f.snap.act(f.r, x.Req, x.W, &res)
+	if res.Target != nil {
+		x.Log.Upstream = res.Target.Addr
 	}
 }
 

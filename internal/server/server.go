@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/observe"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
@@ -37,6 +38,7 @@ type Server struct {
 	lastReload   atomic.Pointer[reloadStatus]
 	startedAt    time.Time
 	shuttingDown bool
+	factories    map[string]filter.Factory
 }
 
 type reloadStatus struct {
@@ -47,8 +49,13 @@ type reloadStatus struct {
 
 // New builds a server for cfg without opening anything yet.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{log: log, listeners: map[string]*listener{}, startedAt: time.Now()}
-	snap, used, err := buildSnapshot(cfg, nil, log)
+	return newServer(cfg, log, factories)
+}
+
+// newServer is New with the middleware it knows given (tests add their own).
+func newServer(cfg *config.Config, log *slog.Logger, known map[string]filter.Factory) (*Server, error) {
+	s := &Server{log: log, listeners: map[string]*listener{}, startedAt: time.Now(), factories: known}
+	snap, used, err := buildSnapshot(cfg, nil, nil, known, log)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +74,10 @@ func (s *Server) logWarnings(cfg *config.Config) {
 // Check builds a snapshot of cfg without opening anything: what validation
 // of the file cannot see (features this build does not run yet) shows here.
 func Check(cfg *config.Config) error {
-	_, _, err := buildSnapshot(cfg, nil, slog.New(slog.DiscardHandler))
+	snap, _, err := buildSnapshot(cfg, nil, nil, factories, slog.New(slog.DiscardHandler))
+	if err == nil {
+		snap.Filters.Discard()
+	}
 	return err
 }
 
@@ -114,7 +124,8 @@ func (s *Server) Apply(cfg *config.Config) error {
 	if s.shuttingDown {
 		return errors.New("shutting down")
 	}
-	snap, used, err := buildSnapshot(cfg, s.backends, s.log)
+	prev := s.snap.Load()
+	snap, used, err := buildSnapshot(cfg, s.backends, prev.Filters, s.factories, s.log)
 	if err == nil {
 		err = s.applyAccessLog(cfg)
 	}
@@ -123,6 +134,9 @@ func (s *Server) Apply(cfg *config.Config) error {
 		err = s.openNewListeners(cfg)
 	}
 	if err != nil {
+		if snap != nil {
+			snap.Filters.Discard()
+		}
 		s.recordReload(err)
 		s.log.Error("reload rejected; keeping the running configuration", "err", err)
 		return err
@@ -135,6 +149,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	old := s.backends
 	s.backends = used
 	s.snap.Store(snap)
+	snap.Filters.Retire(prev.Filters)
 	s.closeRemovedListeners(cfg)
 	if err := s.syncAdmin(cfg); err != nil {
 		s.log.Error("admin listener not moved", "err", err)
@@ -234,6 +249,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if al := s.accessLog.Swap(nil); al != nil {
 		al.Close()
 	}
+	s.snap.Load().Filters.Close()
 }
 
 // Addrs are the addresses actually listened on (useful with port 0).

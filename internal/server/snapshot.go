@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/h1"
 	"github.com/gatehouse-proxy/gatehouse/internal/proxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
@@ -23,11 +24,18 @@ type Snapshot struct {
 	Pools     map[string]*upstream.Pool
 	Forwarder *proxy.Forwarder
 	Limits    h1.Limits
+	// Chains are the routes' filter chains, [site][route]; nil for a route
+	// without middleware, which goes straight to its action.
+	Chains [][]filter.Handler
+	// Filters is what the filters keep across reloads.
+	Filters *filter.State
 }
 
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
 // by key; the ones reused or created are returned in used.
-func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, log *slog.Logger) (*Snapshot, map[string]*upstream.Backend, error) {
+// prevFilters is the previous snapshot's filter state (nil at start);
+// known are the middleware factories by name.
+func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, prevFilters *filter.State, known map[string]filter.Factory, log *slog.Logger) (*Snapshot, map[string]*upstream.Backend, error) {
 	used := map[string]*upstream.Backend{}
 	pools := map[string]*upstream.Pool{}
 	for name, uc := range cfg.Upstreams {
@@ -53,6 +61,12 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, lo
 			MaxBodyBytes:      int64(cfg.Limits.MaxBodyBytes),
 			BodyReadTimeout:   cfg.Limits.BodyReadTimeout,
 		},
+		Filters: filter.NewState(prevFilters),
+	}
+	final := func(r *route.Route) filter.Handler { return &finalHandler{snap: s, r: r} }
+	if s.Chains, err = buildChains(cfg, rt, final, known, s.Filters, log); err != nil {
+		s.Filters.Discard()
+		return nil, nil, err
 	}
 	return s, used, nil
 }
