@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Factory builds one filter from its middleware entry. Errors name the
@@ -20,6 +21,10 @@ type Build struct {
 	Entry  config.Middleware
 	Log    *slog.Logger
 	State  *State
+	// Metrics is where filters register their collectors (the admin
+	// listener's /metrics). Register through State.Keep so that a reload
+	// reuses the collectors, and unregister in Close.
+	Metrics prometheus.Registerer
 }
 
 // Decode decodes the entry's settings into v with the configuration file's

@@ -13,27 +13,35 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
 var factories = map[string]filter.Factory{}
 
+// buildEnv is what a snapshot build needs from the server.
+type buildEnv struct {
+	known   map[string]filter.Factory
+	log     *slog.Logger
+	metrics prometheus.Registerer
+}
+
 // buildChains builds the filter chain of every route that has middleware
 // (the site's entries first, then the route's): chains[site][route], nil
 // where a route has none. Site filters are built once per site and shared
 // by its routes, so that a site-wide limit is one limit.
-func buildChains(cfg *config.Config, rt *route.Router, final func(*route.Route) filter.Handler, known map[string]filter.Factory, state *filter.State, log *slog.Logger) ([][]filter.Handler, error) {
+func buildChains(cfg *config.Config, rt *route.Router, final func(*route.Route) filter.Handler, env *buildEnv, state *filter.State) ([][]filter.Handler, error) {
 	chains := make([][]filter.Handler, len(cfg.Sites))
 	var errs config.Errors
 	siteFilters := make([][]filter.Filter, len(cfg.Sites))
 	for si := range cfg.Sites {
 		chains[si] = make([]filter.Handler, len(cfg.Sites[si].Routes))
-		siteFilters[si] = buildFilters(cfg, cfg.Sites[si].Middleware, known, state, log, &errs)
+		siteFilters[si] = buildFilters(cfg, cfg.Sites[si].Middleware, env, state, &errs)
 	}
 	for _, r := range rt.Routes() {
 		rc := &cfg.Sites[r.Site].Routes[r.Index]
-		fs := buildFilters(cfg, rc.Middleware, known, state, log, &errs)
+		fs := buildFilters(cfg, rc.Middleware, env, state, &errs)
 		all := append(slices.Clip(siteFilters[r.Site]), fs...)
 		if len(all) > 0 {
 			chains[r.Site][r.Index] = filter.Chain(final(r), all...)
@@ -45,16 +53,16 @@ func buildChains(cfg *config.Config, rt *route.Router, final func(*route.Route) 
 	return chains, nil
 }
 
-func buildFilters(cfg *config.Config, entries []config.Middleware, known map[string]filter.Factory, state *filter.State, log *slog.Logger, errs *config.Errors) []filter.Filter {
+func buildFilters(cfg *config.Config, entries []config.Middleware, env *buildEnv, state *filter.State, errs *config.Errors) []filter.Filter {
 	var out []filter.Filter
 	for _, m := range entries {
-		f, ok := known[m.Name]
+		f, ok := env.known[m.Name]
 		if !ok {
 			*errs = append(*errs, &config.Error{File: cfg.File, Line: m.Pos.Line, Col: m.Pos.Col, Path: m.Path,
-				Msg: fmt.Sprintf("unknown middleware %q%s; this build has: %s", m.Name, config.Suggest(m.Name, names(known)), strings.Join(names(known), ", "))})
+				Msg: fmt.Sprintf("unknown middleware %q%s; this build has: %s", m.Name, config.Suggest(m.Name, names(env.known)), strings.Join(names(env.known), ", "))})
 			continue
 		}
-		flt, err := f(&filter.Build{Config: cfg, Entry: m, Log: log.With("middleware", m.Path), State: state})
+		flt, err := f(&filter.Build{Config: cfg, Entry: m, Log: env.log.With("middleware", m.Path), State: state, Metrics: env.metrics})
 		if err != nil {
 			if es, ok := err.(config.Errors); ok {
 				*errs = append(*errs, es...)

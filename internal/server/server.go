@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/observe"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Server is one running gatehouse.
@@ -38,7 +39,9 @@ type Server struct {
 	lastReload   atomic.Pointer[reloadStatus]
 	startedAt    time.Time
 	shuttingDown bool
-	factories    map[string]filter.Factory
+	env          *buildEnv
+	// Metrics is the registry the admin listener's /metrics serves.
+	Metrics *prometheus.Registry
 }
 
 type reloadStatus struct {
@@ -54,8 +57,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 
 // newServer is New with the middleware it knows given (tests add their own).
 func newServer(cfg *config.Config, log *slog.Logger, known map[string]filter.Factory) (*Server, error) {
-	s := &Server{log: log, listeners: map[string]*listener{}, startedAt: time.Now(), factories: known}
-	snap, used, err := buildSnapshot(cfg, nil, nil, known, log)
+	reg := prometheus.NewRegistry()
+	s := &Server{log: log, listeners: map[string]*listener{}, startedAt: time.Now(), Metrics: reg,
+		env: &buildEnv{known: known, log: log, metrics: reg}}
+	snap, used, err := buildSnapshot(cfg, nil, nil, s.env)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +79,7 @@ func (s *Server) logWarnings(cfg *config.Config) {
 // Check builds a snapshot of cfg without opening anything: what validation
 // of the file cannot see (features this build does not run yet) shows here.
 func Check(cfg *config.Config) error {
-	snap, _, err := buildSnapshot(cfg, nil, nil, factories, slog.New(slog.DiscardHandler))
+	snap, _, err := buildSnapshot(cfg, nil, nil, &buildEnv{known: factories, log: slog.New(slog.DiscardHandler), metrics: prometheus.NewRegistry()})
 	if err == nil {
 		snap.Filters.Discard()
 	}
@@ -125,7 +130,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 		return errors.New("shutting down")
 	}
 	prev := s.snap.Load()
-	snap, used, err := buildSnapshot(cfg, s.backends, prev.Filters, s.factories, s.log)
+	snap, used, err := buildSnapshot(cfg, s.backends, prev.Filters, s.env)
 	if err == nil {
 		err = s.applyAccessLog(cfg)
 	}

@@ -4,7 +4,6 @@
 package server
 
 import (
-	"log/slog"
 	"net"
 	"strings"
 
@@ -34,8 +33,8 @@ type Snapshot struct {
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
 // by key; the ones reused or created are returned in used.
 // prevFilters is the previous snapshot's filter state (nil at start);
-// known are the middleware factories by name.
-func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, prevFilters *filter.State, known map[string]filter.Factory, log *slog.Logger) (*Snapshot, map[string]*upstream.Backend, error) {
+// env gives the middleware factories, logger and metrics registry.
+func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, prevFilters *filter.State, env *buildEnv) (*Snapshot, map[string]*upstream.Backend, error) {
 	used := map[string]*upstream.Backend{}
 	pools := map[string]*upstream.Pool{}
 	for name, uc := range cfg.Upstreams {
@@ -53,7 +52,7 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 		Config:    cfg,
 		Router:    rt,
 		Pools:     pools,
-		Forwarder: &proxy.Forwarder{TrustedProxies: cfg.TrustedProxies, Log: log},
+		Forwarder: &proxy.Forwarder{TrustedProxies: cfg.TrustedProxies, Log: env.log},
 		Limits: h1.Limits{
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 			IdleTimeout:       cfg.Limits.IdleTimeout,
@@ -64,7 +63,7 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 		Filters: filter.NewState(prevFilters),
 	}
 	final := func(r *route.Route) filter.Handler { return &finalHandler{snap: s, r: r} }
-	if s.Chains, err = buildChains(cfg, rt, final, known, s.Filters, log); err != nil {
+	if s.Chains, err = buildChains(cfg, rt, final, env, s.Filters); err != nil {
 		s.Filters.Discard()
 		return nil, nil, err
 	}
