@@ -31,11 +31,34 @@ type Config struct {
 	AccessLog       AccessLog            `yaml:"access_log"`
 	Upstreams       map[string]*Upstream `yaml:"upstreams"`
 	Sites           []Site               `yaml:"sites"`
+	// Cluster is the state several gatehouse instances share.
+	Cluster Cluster `yaml:"cluster"`
 
 	// Warnings are settings that are valid but deserve a word in the log
 	// when the configuration is loaded (insecure_skip_verify), in the same
 	// FILE:LINE:COL: path: message form as errors, ordered by position.
 	Warnings []*Error `yaml:"-"`
+}
+
+// Cluster configures what a fleet of gatehouse instances shares (rate-limit
+// counters, cache purges) through Redis.
+type Cluster struct {
+	Redis *Redis `yaml:"redis"`
+}
+
+// Redis is how to reach the fleet's Redis server.
+type Redis struct {
+	Pos          Pos           `yaml:"-"`
+	Addr         string        `yaml:"addr"` // host:port, required
+	Username     string        `yaml:"username"`
+	PasswordFile string        `yaml:"password_file"` // the password, read at load; never inline in the file
+	DB           int           `yaml:"db"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"` // default 1s
+	// Timeout bounds each command: a slow Redis must not hold requests up.
+	Timeout time.Duration `yaml:"timeout"` // default 100ms
+	// Prefix starts every key gatehouse writes, so that fleets may share a server.
+	Prefix string `yaml:"prefix"` // default "gatehouse:"
+	TLS    bool   `yaml:"tls"`
 }
 
 // Pos is where a value was written in the file.

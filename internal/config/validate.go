@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"os"
 	"slices"
 	"strings"
 )
@@ -26,6 +29,7 @@ func validate(file string, c *Config, pos Positions, bad map[string]bool) Errors
 		v.upstream(name, c.Upstreams[name])
 	}
 	v.sites()
+	v.cluster()
 	v.warns.sortByPosition()
 	c.Warnings = v.warns
 	return v.errs
@@ -375,6 +379,26 @@ func (v *validator) headerOps(path string, ops HeaderOps) {
 	for i, name := range ops.Remove {
 		if !isToken(name) {
 			v.errorf(indexPath(fieldPath(path, "remove"), i), "invalid header name %s: a header name is a single word of letters, digits and -", quote(name))
+		}
+	}
+}
+
+func (v *validator) cluster() {
+	r := v.cfg.Cluster.Redis
+	if r == nil {
+		return
+	}
+	if r.Addr == "" {
+		v.errorf("cluster.redis.addr", "required: host:port of the Redis server")
+	} else if _, _, err := net.SplitHostPort(r.Addr); err != nil {
+		v.errorf("cluster.redis.addr", "%q is not host:port", r.Addr)
+	}
+	if r.DB < 0 {
+		v.errorf("cluster.redis.db", "must be 0 or more")
+	}
+	if r.PasswordFile != "" {
+		if _, err := os.ReadFile(r.PasswordFile); err != nil {
+			v.errorf("cluster.redis.password_file", "cannot read it: %v", errors.Unwrap(err))
 		}
 	}
 }
