@@ -134,16 +134,16 @@ type Upstream struct {
 	Retries Retries  `yaml:"retries"` // always set: defaults retry connect failures once
 	Backup  []Target `yaml:"backup"`  // used only when every target is down; same syntax as targets
 
-	Transport         string        `yaml:"transport"`            // h1 (default) | h2 (https targets only) | h2c (http targets only)
-	TLS               *UpstreamTLS  `yaml:"tls"`                  // nil: system roots, no client certificate; only with https targets
-	MaxIdlePerTarget  int           `yaml:"max_idle_per_target"`  // default 256; 0 keeps no idle connection
-	MaxConnsPerTarget int           `yaml:"max_conns_per_target"` // default 0 = unlimited; requests in flight per target
+	Transport         string       `yaml:"transport"`            // h1 (default) | h2 (https targets only) | h2c (http targets only)
+	TLS               *UpstreamTLS `yaml:"tls"`                  // nil: system roots, no client certificate; only with https targets
+	MaxIdlePerTarget  int          `yaml:"max_idle_per_target"`  // default 256; 0 keeps no idle connection
+	MaxConnsPerTarget int          `yaml:"max_conns_per_target"` // default 0 = unlimited; requests in flight per target
 	// Queue holds requests while every target is at MaxConnsPerTarget.
 	Queue Queue `yaml:"queue"`
 	// RewriteLocation rewrites Location, Content-Location and Refresh
 	// URLs that point at a target to the address the client used.
-	RewriteLocation bool `yaml:"rewrite_location"`
-	ResolveInterval   time.Duration `yaml:"resolve_interval"`     // default 30s; used by dns+ and srv+ targets
+	RewriteLocation bool          `yaml:"rewrite_location"`
+	ResolveInterval time.Duration `yaml:"resolve_interval"` // default 30s; used by dns+ and srv+ targets
 }
 
 // Queue is where requests wait for a free slot of a pool whose targets are

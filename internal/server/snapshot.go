@@ -59,6 +59,9 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 			MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 			MaxBodyBytes:      int64(cfg.Limits.MaxBodyBytes),
 			BodyReadTimeout:   cfg.Limits.BodyReadTimeout,
+			WriteTimeout:      cfg.Limits.WriteTimeout,
+			MinBodyRate:       int64(cfg.Limits.MinBodyRate),
+			BodyRateWindow:    cfg.Limits.BodyRateWindow,
 		},
 		Filters: filter.NewState(prevFilters),
 	}
