@@ -77,8 +77,12 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 	}
 	tried := &st.tried
 	defer clear(tried[:])
-	t := pool.Select(req)
-	if t == nil {
+	t, err := pool.Acquire(req)
+	switch {
+	case err == upstream.ErrPoolBusy:
+		res.Status = WriteBusy(w)
+		return
+	case err != nil:
 		res.Status = WriteError(w, 503)
 		return
 	}
@@ -89,7 +93,6 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if n <= len(tried) {
 			tried[n-1] = t
 		}
-		t.InFlight.Add(1)
 		var began time.Time
 		if obs != nil {
 			began = time.Now()
@@ -125,10 +128,14 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 			if next != nil && !a.connectFailed && rp.Budget != nil && !rp.Budget.Withdraw() {
 				next = nil
 			}
+			// A target at its connection cap is not retried on.
+			if next != nil && !pool.TryAcquire(next) {
+				next = nil
+			}
 		}
 		if next == nil {
 			f.finishAttempt(req, w, r, pool, t, &a, st, res)
-			t.InFlight.Add(-1)
+			pool.Release(t)
 			return
 		}
 		if a.cc != nil {
@@ -140,7 +147,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if a.rt != nil {
 			a.rt.end(nil)
 		}
-		t.InFlight.Add(-1)
+		pool.Release(t)
 		if a.err != nil {
 			f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
 		}

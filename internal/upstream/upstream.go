@@ -99,6 +99,8 @@ type Pool struct {
 	Retry    Retry
 	Passive  *Passive
 	backupRR RoundRobin
+	// limit, when set (SetLimit), caps each target's requests in flight.
+	limit *limit
 	// set, once stored, replaces Targets and Policy.
 	set atomic.Pointer[TargetSet]
 }
