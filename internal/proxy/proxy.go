@@ -23,6 +23,9 @@ import (
 type Forwarder struct {
 	TrustedProxies []netip.Prefix
 	Log            *slog.Logger
+	// Hide withholds backend fields that reveal what runs behind (nil:
+	// only Server, which the engines always replace).
+	Hide *Hide
 }
 
 // Result tells the access log what happened.
@@ -253,7 +256,7 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 		return
 	}
 	res.Status = a.resp.Status
-	f.relay(req, w, r, cc, a.resp, st)
+	f.relay(req, w, r, pool, cc, a.resp, st)
 	if sent != nil {
 		if !sent.finished() && !sent.settle(50*time.Millisecond) {
 			// The backend answered without taking the whole body: the answer
@@ -347,14 +350,14 @@ func readFinal(cc *h1.ClientConn, w exchange.ResponseWriter, isHead bool) (*h1.R
 }
 
 // relay sends the response head and streams the body to the client.
-func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, cc *h1.ClientConn, resp *h1.Response, st *state) {
+func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, cc *h1.ClientConn, resp *h1.Response, st *state) {
 	upgrade := resp.Status == 101
 	if upgrade && (req.Upgrade == nil || req.ContentLength != 0) {
 		cc.Close()
 		WriteError(w, 502)
 		return
 	}
-	st.out = responseFields(st.out[:0], resp, r, &st.ct, upgrade)
+	st.out = f.responseFields(st.out[:0], req, resp, r, pool, &st.ct, upgrade)
 	if err := w.WriteHead(resp.Status, resp.Reason, st.out, resp.ContentLength); err != nil {
 		cc.Close()
 		return

@@ -26,6 +26,7 @@ func buildPool(cfg *config.Config, name string, uc *config.Upstream, backends, u
 	p := &upstream.Pool{
 		Name:                  name,
 		PreserveHost:          uc.PreserveHost,
+		RewriteLocation:       uc.RewriteLocation,
 		ResponseHeaderTimeout: uc.Timeouts.ResponseHeader,
 		Retry:                 retryRules(uc.Retries),
 		Passive:               passiveRules(uc.Health.Passive),

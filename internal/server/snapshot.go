@@ -49,10 +49,11 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 		return nil, nil, err
 	}
 	s := &Snapshot{
-		Config:    cfg,
-		Router:    rt,
-		Pools:     pools,
-		Forwarder: &proxy.Forwarder{TrustedProxies: cfg.TrustedProxies, Log: env.log},
+		Config: cfg,
+		Router: rt,
+		Pools:  pools,
+		Forwarder: &proxy.Forwarder{TrustedProxies: cfg.TrustedProxies, Log: env.log,
+			Hide: proxy.NewHide(cfg.HideResponseHeaders, cfg.SendVia)},
 		Limits: h1.Limits{
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 			IdleTimeout:       cfg.Limits.IdleTimeout,

@@ -92,6 +92,9 @@ type Pool struct {
 	Targets      []*Target
 	Policy       Policy
 	PreserveHost bool
+	// RewriteLocation rewrites response URLs that point at a target to
+	// the client's scheme and host (proxy/hide.go).
+	RewriteLocation bool
 	// ResponseHeaderTimeout bounds the wait for a backend's response head.
 	ResponseHeaderTimeout time.Duration
 	// Backup serves only when no target is available.
