@@ -246,7 +246,9 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 		}
 		if sent != nil {
 			sent.wait()
-			if e, ok := h1.IsHeadError(sent.err); ok && e.Status == 413 || isClientBodyError(sent.err) {
+			// The engine's body errors (too large, bad chunking, too slow)
+			// are the client's, whichever copy path met them.
+			if _, ok := h1.IsHeadError(sent.err); ok || isClientBodyError(sent.err) {
 				res.Status = WriteError(w, clientBodyStatus(sent.err))
 				return
 			}
