@@ -134,12 +134,6 @@ func (v *validator) listenerLimits(p string, l Listener) {
 
 func (v *validator) global() {
 	c := v.cfg
-	if c.Limits.WriteTimeout < 0 {
-		v.errorf("limits.write_timeout", "write_timeout must not be negative (0 means no limit)")
-	}
-	if c.Limits.MinBodyRate < 0 {
-		v.errorf("limits.min_body_rate", "min_body_rate must not be negative (0 turns it off)")
-	}
 	if c.Limits.MinBodyRate > 0 && c.Limits.BodyRateWindow <= 0 {
 		v.errorf("limits.body_rate_window", "body_rate_window must be positive when min_body_rate is set, like 10s")
 	}
