@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 )
 
-func limitedPool(t *testing.T, targets, maxConns, queue int, timeout time.Duration) *Pool {
+func limitedPool(t testing.TB, targets, maxConns, queue int, timeout time.Duration) *Pool {
 	t.Helper()
 	p := &Pool{Name: "p"}
 	for i := 0; i < targets; i++ {
@@ -95,5 +95,24 @@ func TestLimitNoTargetUp(t *testing.T) {
 	start := time.Now()
 	if _, err := p.Acquire(&exchange.Request{}); !errors.Is(err, ErrNoTarget) || time.Since(start) > time.Second {
 		t.Fatalf("acquire with every target down: %v after %v, want ErrNoTarget at once", err, time.Since(start))
+	}
+}
+
+// BenchmarkAcquireRelease is a first attempt's pick and its release,
+// without a cap and with one.
+func BenchmarkAcquireRelease(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		max  int
+	}{{"uncapped", 0}, {"capped", 1 << 20}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := limitedPool(b, 4, c.max, 10, time.Second)
+			req := &exchange.Request{}
+			b.ReportAllocs()
+			for b.Loop() {
+				t, _ := p.Acquire(req)
+				p.Release(t)
+			}
+		})
 	}
 }
