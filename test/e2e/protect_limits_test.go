@@ -285,3 +285,39 @@ sites:
 	}
 	wg.Wait()
 }
+
+// TestRequestsPerIPCountsHTTP2Streams: max_requests_per_ip counts the
+// streams of one HTTP/2 connection like separate requests.
+func TestRequestsPerIPCountsHTTP2Streams(t *testing.T) {
+	t.Parallel()
+	be, gate, held := gateBackend(t)
+	gh := startGatehouse(t, strings.Replace(oneUpstream("", be.URL), "  - addr: {{LISTEN}}\n",
+		"  - addr: {{LISTEN}}\n    h2c: true\n    max_requests_per_ip: 2\n", 1))
+	c := h2cClient(t)
+	var wg sync.WaitGroup
+	var tooMany atomic.Int32
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Get(gh.URL(fmt.Sprintf("/slow/%d", i)))
+			if err != nil {
+				t.Errorf("stream %d: %v", i, err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Errorf("stream %d went over HTTP/%d", i, resp.ProtoMajor)
+			}
+			if resp.StatusCode == 429 {
+				tooMany.Add(1)
+			}
+		}()
+	}
+	if !waitFor(5*time.Second, func() bool { return held.Load() == 2 && tooMany.Load() == 3 }) {
+		t.Errorf("held %d, refused %d; want 2 and 3", held.Load(), tooMany.Load())
+	}
+	gate()
+	wg.Wait()
+}
