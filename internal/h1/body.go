@@ -109,7 +109,8 @@ func (b *Body) Read(p []byte) (int, error) {
 	case bodyUntilClose:
 		n, b.err = b.br.Read(p)
 	}
-	if !began.IsZero() && b.pace.rate > 0 {
+	if b.pace.rate > 0 {
+		// Bytes read from the buffer count too; only socket reads wait.
 		b.err = b.pace.account(began, int64(n), b.err)
 	}
 	b.total += int64(n)

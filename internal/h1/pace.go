@@ -36,10 +36,13 @@ func (p *pace) need() int64 {
 // left is the waiting the current window still allows.
 func (p *pace) left() time.Duration { return p.window - p.waited }
 
-// account records a read of n bytes that began at began and returns err,
-// or ErrBodyTooSlow when the window ran out before its bytes came.
+// account records a read of n bytes, from the socket when it began at
+// began (zero: from the buffer, no waiting), and returns err, or
+// ErrBodyTooSlow when the window ran out before its bytes came.
 func (p *pace) account(began time.Time, n int64, err error) error {
-	p.waited += time.Since(began)
+	if !began.IsZero() {
+		p.waited += time.Since(began)
+	}
 	p.got += n
 	if p.got >= int64(float64(p.rate)*p.window.Seconds()) {
 		p.waited, p.got = 0, 0 // the window's quota is met: a new one starts
