@@ -24,8 +24,8 @@ type Request struct {
 	// ProtoMinor is the HTTP/1.x minor version (1 for HTTP/2 exchanges).
 	ProtoMinor int
 	// HTTP2 is set by the HTTP/2 engine (for logs; semantics follow ProtoMinor).
-	HTTP2 bool
-	Header     Headers
+	HTTP2  bool
+	Header Headers
 	// ContentLength is -1 when the length is unknown (chunked, HTTP/2 without it).
 	ContentLength int64
 	Body          io.Reader // never nil; reads EOF at once when there is no body
