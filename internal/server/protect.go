@@ -212,6 +212,7 @@ func (s *Server) tooMany(req *exchange.Request, w exchange.ResponseWriter) {
 		var buf [64]byte
 		al.Log(&observe.Entry{
 			Start: start, Client: req.RemoteAddr.AppendTo(buf[:0]), Method: req.Method, Host: req.Host, Path: req.Path,
+			Query: req.Query, HasQuery: req.HasQuery, Proto: req.Proto(), Header: req.Header,
 			Status: 429, Bytes: int64(len(tooManyBody)), Duration: time.Since(start), Blocked: "max_requests_per_ip",
 		})
 	}
