@@ -163,7 +163,7 @@ func withPort(host, scheme string) string {
 
 // rewriteRefresh rewrites the URL of a Refresh field ("5; url=...").
 func rewriteRefresh(v []byte, req *exchange.Request, stripPrefix []byte, pool *upstream.Pool) []byte {
-	i := bytes.Index(bytes.ToLower(v), []byte("url="))
+	i := indexURLParam(v)
 	if i < 0 {
 		return nil
 	}
@@ -189,4 +189,15 @@ func rewriteRefresh(v []byte, req *exchange.Request, stripPrefix []byte, pool *u
 		out = append(out, quote)
 	}
 	return out
+}
+
+// indexURLParam finds "url=" in any ASCII case (bytes.ToLower would change
+// the length of invalid UTF-8, and the index with it).
+func indexURLParam(v []byte) int {
+	for i := 0; i+4 <= len(v); i++ {
+		if exchange.EqualFold(v[i:i+4], "url=") {
+			return i
+		}
+	}
+	return -1
 }
