@@ -23,6 +23,16 @@ type connWriter struct {
 	lr      io.LimitedReader
 }
 
+// setTimeout takes the timeout of the next response; a deadline left by
+// a previous one is cleared when the timeout is now off (a reload).
+func (w *connWriter) setTimeout(d time.Duration) {
+	w.timeout = d
+	if d <= 0 && !w.armed.IsZero() {
+		w.armed = time.Time{}
+		w.c.nc.SetWriteDeadline(time.Time{})
+	}
+}
+
 func (w *connWriter) Write(p []byte) (int, error) {
 	if w.timeout > 0 {
 		w.arm()

@@ -170,7 +170,7 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 	first := true
 	for {
 		lim := s.Limits()
-		c.cw.timeout = lim.WriteTimeout
+		c.cw.setTimeout(lim.WriteTimeout)
 		st.idle.Store(true)
 		if st.draining.Load() {
 			return false
