@@ -365,7 +365,7 @@ func TestDecompressRequestBodies(t *testing.T) {
 		}
 		resp, err := c.Do(req)
 		if err != nil {
-			t.Fatalf("POST %s: %v", coding, err)
+			t.Fatalf("POST %s (%d bytes): %v", coding, len(body), err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -394,6 +394,9 @@ func TestDecompressRequestBodies(t *testing.T) {
 			t.Errorf("%s bomb (%d bytes): status %d, want 413", coding, len(bomb), resp.StatusCode)
 		}
 		assertErrorPage(t, resp, b, 413)
+		if !resp.Close {
+			t.Errorf("%s bomb: the 413 does not say Connection: close (the rest of the body is not read)", coding)
+		}
 		if d := time.Since(start); d > 10*time.Second {
 			t.Errorf("%s bomb took %v to refuse", coding, d)
 		}

@@ -214,7 +214,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		dec = f.decodeRequest(x.Req)
 	}
 	w := f.writers.Get().(*rw)
-	w.reset(x.W, x.Req)
+	w.reset(x.W, x.Req, dec)
 	inner := x.W
 	x.W = w
 	next.Serve(x)

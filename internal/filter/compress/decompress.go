@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/andybalholm/brotli"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
@@ -50,6 +51,9 @@ type bodyDecoder struct {
 	maxOut  int64
 	ratio   int64
 	err     error
+	// refused is set (by whichever goroutine reads the body) once the body
+	// is refused, so that the answer can say the connection will close.
+	refused atomic.Bool
 }
 
 // countReader counts what the decoder took from the client and remembers
@@ -174,6 +178,7 @@ func (d *bodyDecoder) Read(p []byte) (int, error) {
 	d.out += int64(n)
 	if d.out > d.maxOut || d.out > ratioFloor && d.out > d.ratio*max(d.in.n, 1) {
 		d.err = errTooLarge
+		d.refused.Store(true)
 		return 0, d.err
 	}
 	if err != nil && err != io.EOF {
@@ -190,6 +195,7 @@ func (d *bodyDecoder) fail(err error) error {
 	} else {
 		// Bad data, or the body ended inside the encoded stream.
 		d.err = errCorrupt
+		d.refused.Store(true)
 	}
 	return d.err
 }

@@ -30,6 +30,7 @@ type rw struct {
 
 	choice int  // index in f.order of the coding the client takes; -1: none
 	reqNo  bool // the request rules compression out (HEAD, Range, no-transform)
+	dec    *bodyDecoder
 
 	state  int
 	status int
@@ -101,8 +102,9 @@ func newRW(f *Filter) *rw {
 }
 
 // reset prepares w for one exchange.
-func (w *rw) reset(inner exchange.ResponseWriter, req *exchange.Request) {
+func (w *rw) reset(inner exchange.ResponseWriter, req *exchange.Request, dec *bodyDecoder) {
 	w.inner = inner
+	w.dec = dec
 	w.state = stateNew
 	w.err = nil
 	w.in = 0
@@ -118,6 +120,7 @@ func (w *rw) release() {
 		w.enc, w.pool = nil, nil
 	}
 	w.inner = nil
+	w.dec = nil
 	w.reason = nil
 	clear(w.src)
 	clear(w.head)
@@ -145,6 +148,11 @@ const (
 func (w *rw) WriteHead(status int, reason []byte, h exchange.Headers, contentLength int64) error {
 	if w.state != stateNew {
 		return w.inner.WriteHead(status, reason, h, contentLength)
+	}
+	if w.dec != nil && w.dec.refused.Load() {
+		// The rest of a refused body is not worth reading: the answer says
+		// the connection closes, so that the client does not reuse it.
+		w.inner.StopBody()
 	}
 	w.state = statePass
 	if status == 304 {
