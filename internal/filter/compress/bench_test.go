@@ -22,13 +22,13 @@ func (w *countingRW) WriteHead(int, []byte, exchange.Headers, int64) error {
 	w.head = true
 	return nil
 }
-func (w *countingRW) Write(p []byte) (int, error)         { w.n += int64(len(p)); return len(p), nil }
-func (w *countingRW) Flush() error                        { return nil }
-func (w *countingRW) Finish(exchange.Headers) error       { return nil }
+func (w *countingRW) Write(p []byte) (int, error)          { w.n += int64(len(p)); return len(p), nil }
+func (w *countingRW) Flush() error                         { return nil }
+func (w *countingRW) Finish(exchange.Headers) error        { return nil }
 func (w *countingRW) Hijack() (net.Conn, io.Reader, error) { return nil, nil, net.ErrClosed }
-func (w *countingRW) StopBody()                           {}
-func (w *countingRW) Abort()                              {}
-func (w *countingRW) Written() (bool, int64)              { return w.head, w.n }
+func (w *countingRW) StopBody()                            {}
+func (w *countingRW) Abort()                               {}
+func (w *countingRW) Written() (bool, int64)               { return w.head, w.n }
 
 // BenchmarkCompress runs one response per iteration through the filter:
 // allocations per request with the pools warm, throughput, and the

@@ -22,7 +22,7 @@ func TestNegotiation(t *testing.T) {
 		{nil, ""},
 		{[]string{""}, ""},
 		{[]string{"gzip"}, "gzip"},
-		{[]string{"gzip, br"}, "br"},                 // tie: the configured order
+		{[]string{"gzip, br"}, "br"},                  // tie: the configured order
 		{[]string{"gzip, deflate, br, zstd"}, "zstd"}, // Chrome
 		{[]string{"gzip;q=1.0, br;q=0.5"}, "gzip"},
 		{[]string{"br;q=0.5", "gzip;q=0.8"}, "gzip"}, // several fields are one list
@@ -39,14 +39,14 @@ func TestNegotiation(t *testing.T) {
 		{[]string{"x-gzip"}, "gzip"},
 		{[]string{"GZIP"}, "gzip"},
 		{[]string{"gzip ; q=0.3 , br ; Q=0.2"}, "gzip"},
-		{[]string{"gzip;q=2"}, ""},    // invalid qvalue: element ignored
+		{[]string{"gzip;q=2"}, ""},      // invalid qvalue: element ignored
 		{[]string{"gzip;q=0.1234"}, ""}, // too many digits
 		{[]string{"gzip;q=1.001"}, ""},
 		{[]string{"gzip;q=1.000"}, "gzip"},
 		{[]string{"gzip;q=0."}, ""},
 		{[]string{"gzip;q=0.001"}, "gzip"},
 		{[]string{"br;level=5;q=0.4, gzip;q=0.3"}, "br"}, // unknown parameter skipped
-		{[]string{"gz ip, br"}, "br"},                     // malformed element ignored
+		{[]string{"gz ip, br"}, "br"},                    // malformed element ignored
 		{[]string{",,gzip,,"}, "gzip"},
 		{[]string{"gzip;q=0, gzip"}, ""}, // the first mention counts
 		{[]string{"deflate, compress"}, ""},

@@ -3,9 +3,9 @@ package compress
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"

@@ -131,8 +131,8 @@ func (w *rw) release() {
 }
 
 func (w *rw) Write1xx(status int, h exchange.Headers) error { return w.inner.Write1xx(status, h) }
-func (w *rw) Hijack() (net.Conn, io.Reader, error)         { return w.inner.Hijack() }
-func (w *rw) StopBody()                                      { w.inner.StopBody() }
+func (w *rw) Hijack() (net.Conn, io.Reader, error)          { return w.inner.Hijack() }
+func (w *rw) StopBody()                                     { w.inner.StopBody() }
 
 // Written reports the head as sent once the handler has written it, even
 // while it waits here: the handler must not send a second one.
