@@ -156,7 +156,7 @@ func (w *rw) WriteHead(status int, reason []byte, h exchange.Headers, contentLen
 	}
 	w.state = statePass
 	if status == 304 {
-		return w.notModified(reason, h)
+		return w.notModified(reason, h, contentLength)
 	}
 	switch w.f.classify(status, h, contentLength) {
 	case kindNever, kindSmall:
@@ -165,7 +165,7 @@ func (w *rw) WriteHead(status int, reason []byte, h exchange.Headers, contentLen
 	if w.choice < 0 || w.reqNo {
 		// Another request for the same resource may get it encoded:
 		// caches must tell them apart (RFC 9110 §12.5.5).
-		w.fields(h, false, true)
+		w.fields(h, false, false, true)
 		return w.inner.WriteHead(status, reason, w.head, contentLength)
 	}
 	if contentLength >= 0 {
@@ -185,13 +185,19 @@ func (w *rw) WriteHead(status int, reason []byte, h exchange.Headers, contentLen
 // notModified passes a 304 on with what the 200 it stands for would have
 // had: Vary, and the weakened ETag when the client takes a coding (so that
 // the cache's stored, encoded response keeps matching).
-func (w *rw) notModified(reason []byte, h exchange.Headers) error {
+func (w *rw) notModified(reason []byte, h exchange.Headers, contentLength int64) error {
 	ct := h.Get("Content-Type")
 	if h.Has("Content-Encoding") || noTransform(h) || ct != nil && !w.f.typeListed(ct) {
-		return w.inner.WriteHead(304, reason, h, -1)
+		return w.inner.WriteHead(304, reason, h, contentLength)
 	}
-	w.fields(h, w.choice >= 0 && !w.reqNo, true)
-	return w.inner.WriteHead(304, reason, w.head, -1)
+	encoded := w.choice >= 0 && !w.reqNo
+	if encoded {
+		contentLength = -1 // the encoded 200 has no Content-Length either
+	}
+	// Never Content-Encoding on a 304: a cache merges the 304's fields into
+	// its stored response, which may be one sent unencoded.
+	w.fields(h, encoded, false, true)
+	return w.inner.WriteHead(304, reason, w.head, contentLength)
 }
 
 func (w *rw) copyBytes(b []byte) []byte {
@@ -203,9 +209,10 @@ func (w *rw) copyBytes(b []byte) []byte {
 	return w.arena[start:len(w.arena):len(w.arena)]
 }
 
-// fields builds w.head from src: with the encoding's changes when encode,
-// with Vary: Accept-Encoding when vary.
-func (w *rw) fields(src exchange.Headers, encode, vary bool) {
+// fields builds w.head from src: with the encoding's changes when encode
+// (Content-Encoding itself only when addCE), with Vary: Accept-Encoding
+// when vary.
+func (w *rw) fields(src exchange.Headers, encode, addCE, vary bool) {
 	w.head = w.head[:0]
 	varyAt := -1
 	for i := range src {
@@ -244,7 +251,7 @@ func (w *rw) fields(src exchange.Headers, encode, vary bool) {
 			w.head = append(w.head, exchange.Header{Name: varyName, Value: acceptEncodingValue})
 		}
 	}
-	if encode {
+	if addCE {
 		w.head = append(w.head, exchange.Header{Name: contentEncodingName, Value: codingValues[w.f.order[w.choice]]})
 	}
 }
@@ -258,7 +265,7 @@ var (
 
 // startEncoding sends the encoded response's head and readies the encoder.
 func (w *rw) startEncoding(status int, reason []byte, h exchange.Headers) error {
-	w.fields(h, true, true)
+	w.fields(h, true, true, true)
 	w.state = stateEncode
 	w.pool = w.f.pools[w.f.order[w.choice]]
 	w.enc = w.pool.get(&w.snk)
@@ -446,7 +453,7 @@ func (f *Filter) classify(status int, h exchange.Headers, contentLength int64) i
 	if ct == nil || !f.typeListed(ct) || h.Has("Content-Encoding") || h.Has("Content-Range") || noTransform(h) {
 		return kindNever
 	}
-	if contentLength >= 0 && contentLength < f.minBytes {
+	if contentLength == 0 || contentLength > 0 && contentLength < f.minBytes {
 		return kindSmall
 	}
 	return kindEligible
