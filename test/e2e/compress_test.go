@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
+	"github.com/coder/websocket"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/net/http2"
@@ -430,4 +431,50 @@ sites:
 	if code != 1 || !strings.Contains(stderr, "bad.yaml:6:43: sites[0].routes[0].middleware[0].compress.algorithms[1]: unknown coding \"deflate\"") {
 		t.Errorf("validate: exit %d\n%s", code, stderr)
 	}
+}
+
+// An upgrade passes through the compress middleware untouched: the 101 is
+// not encoded, and the tunnel carries the frames as they are.
+func TestWebSocketThroughCompress(t *testing.T) {
+	t.Parallel()
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ws.SetReadLimit(1 << 20)
+		for {
+			typ, data, err := ws.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if ws.Write(r.Context(), typ, data) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(be.Close)
+	gh := startGatehouse(t, compressConfig("{min_bytes: 0}", be.URL))
+	ctx := ctxTimeout(t, 20*time.Second)
+	tr := &http.Transport{Proxy: nil}
+	t.Cleanup(tr.CloseIdleConnections)
+	ws, resp, err := websocket.Dial(ctx, "ws://"+gh.Addr()+"/ws", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr},
+		HTTPHeader: http.Header{"Accept-Encoding": {"gzip, br, zstd"}}})
+	if err != nil {
+		t.Fatalf("dial through gatehouse: %v", err)
+	}
+	defer ws.CloseNow()
+	if resp.StatusCode != 101 || resp.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("status %d, Content-Encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
+	ws.SetReadLimit(1 << 20)
+	msg := apiBody(100 << 10)
+	if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	if typ, data, err := ws.Read(ctx); err != nil || typ != websocket.MessageText || !bytes.Equal(data, msg) {
+		t.Fatalf("echo: type %v, %d bytes, %v", typ, len(data), err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "bye")
 }
