@@ -347,3 +347,33 @@ func TestPooledReuse(t *testing.T) {
 		}
 	}
 }
+
+// The proxy flushes whenever the backend's bytes pause. For a body of known
+// length that must not cost ratio: the encoded size of 64 pieces, each
+// flushed, stays close to that of the body written at once.
+func TestFlushesOfKnownLengthKeepTheRatio(t *testing.T) {
+	f := mustBuild(t, "")
+	body := prose(64 << 10)
+	srv := serveChain(t, f, func(x *filter.Exchange) {
+		x.W.WriteHead(200, nil, headers("Content-Type", "application/json"), int64(len(body)))
+		step := len(body)
+		if x.Req.Query != nil {
+			step = 1 << 10
+		}
+		for i := 0; i < len(body); i += step {
+			x.W.Write(body[i:min(i+step, len(body))])
+			x.W.Flush()
+		}
+		x.W.Finish(nil)
+	})
+	for _, coding := range []string{"gzip", "br", "zstd"} {
+		_, once := get(t, srv.url+"/", "Accept-Encoding", coding)
+		_, pieces := get(t, srv.url+"/?pieces", "Accept-Encoding", coding)
+		if !bytes.Equal(decode(t, coding, pieces), body) {
+			t.Fatalf("%s: body differs", coding)
+		}
+		if float64(len(pieces)) > 1.03*float64(len(once)) {
+			t.Errorf("%s: %d bytes written in flushed pieces, %d at once: flushes cost ratio", coding, len(pieces), len(once))
+		}
+	}
+}

@@ -29,6 +29,7 @@ type rw struct {
 	f     *Filter
 
 	choice int  // index in f.order of the coding the client takes; -1: none
+	stream bool // the body's length is unknown: flushes are the handler's word
 	reqNo  bool // the request rules compression out (HEAD, Range, no-transform)
 	dec    *bodyDecoder
 
@@ -168,6 +169,7 @@ func (w *rw) WriteHead(status int, reason []byte, h exchange.Headers, contentLen
 		w.fields(h, false, false, true)
 		return w.inner.WriteHead(status, reason, w.head, contentLength)
 	}
+	w.stream = contentLength < 0
 	if contentLength >= 0 {
 		return w.startEncoding(status, reason, h)
 	}
@@ -342,6 +344,11 @@ func (w *rw) decidePass() error {
 // emits everything it holds (a sync flush), then the engine sends it. A
 // handler that flushes before min_bytes is streaming (server-sent events,
 // long polls): the stream is encoded from there on.
+//
+// A body of known length is not a stream of events: the proxy flushes
+// whenever the backend's bytes pause, which on a real network is every few
+// packets, and a sync flush each time would cost ratio and CPU. There, the
+// encoder keeps its block and only what it has already produced goes out.
 func (w *rw) Flush() error {
 	switch w.state {
 	case stateBuffer:
@@ -350,6 +357,12 @@ func (w *rw) Flush() error {
 		}
 		fallthrough
 	case stateEncode:
+		if !w.stream {
+			if err := w.snk.drain(); err != nil {
+				return err
+			}
+			break
+		}
 		if err := w.enc.Flush(); err != nil {
 			return err
 		}
