@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Settings are the fields of a `compress:` entry.
@@ -126,7 +127,12 @@ func New(b *filter.Build) (filter.Filter, error) {
 	for _, a := range f.order {
 		// Encoders are kept across reloads: the same coding and level in
 		// any route shares one pool of warm encoders.
-		key := fmt.Sprintf("compress/enc/%s/%d", a, levels[a])
+		lvl := levels[a]
+		if a == algZstd {
+			// zstd levels map onto four encoder speeds: one pool per speed.
+			lvl = int(zstd.EncoderLevelFromZstd(lvl))
+		}
+		key := fmt.Sprintf("compress/enc/%s/%d", a, lvl)
 		p, err := filter.Keep(b.State, key, func() (*encPool, error) { return newEncPool(a, levels[a]) })
 		if err != nil {
 			return nil, b.Errorf(pos, "level", "%s: %v", a, err)

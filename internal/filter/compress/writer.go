@@ -127,6 +127,9 @@ func (w *rw) release() {
 	clear(w.head)
 	w.src, w.head = w.src[:0], w.head[:0]
 	w.arena = w.arena[:0]
+	if cap(w.arena) > 64<<10 {
+		w.arena = nil // one response's huge head is not kept for every later one
+	}
 	w.buf = w.buf[:0]
 	w.snk.out = w.snk.out[:0]
 }
