@@ -124,22 +124,6 @@ func New(b *filter.Build) (filter.Filter, error) {
 		}
 		levels[a] = v
 	}
-	for _, a := range f.order {
-		// Encoders are kept across reloads: the same coding and level in
-		// any route shares one pool of warm encoders.
-		lvl := levels[a]
-		if a == algZstd {
-			// zstd levels map onto four encoder speeds: one pool per speed.
-			lvl = int(zstd.EncoderLevelFromZstd(lvl))
-		}
-		key := fmt.Sprintf("compress/enc/%s/%d", a, lvl)
-		p, err := filter.Keep(b.State, key, func() (*encPool, error) { return newEncPool(a, levels[a]) })
-		if err != nil {
-			return nil, b.Errorf(pos, "level", "%s: %v", a, err)
-		}
-		f.pools[a] = p
-	}
-
 	if pos.Has(b.Entry.Path + ".min_bytes") {
 		if s.MinBytes > 1<<20 {
 			return nil, b.Errorf(pos, "min_bytes", "at most 1MiB (this much of a body is held before deciding)")
@@ -183,6 +167,23 @@ func New(b *filter.Build) (filter.Filter, error) {
 	} else {
 		f.decoders, _ = filter.Keep(b.State, "compress/dec", func() (*decoderPools, error) { return &decoderPools{}, nil })
 	}
+	// Pools last: a configuration that fails makes none.
+	for _, a := range f.order {
+		// Encoders are kept across reloads: the same coding and level in
+		// any route shares one pool of warm encoders.
+		lvl := levels[a]
+		if a == algZstd {
+			// zstd levels map onto four encoder speeds: one pool per speed.
+			lvl = int(zstd.EncoderLevelFromZstd(lvl))
+		}
+		key := fmt.Sprintf("compress/enc/%s/%d", a, lvl)
+		p, err := filter.Keep(b.State, key, func() (*encPool, error) { return newEncPool(a, levels[a]) })
+		if err != nil {
+			return nil, b.Errorf(pos, "level", "%s: %v", a, err)
+		}
+		f.pools[a] = p
+	}
+
 	f.writers.New = func() any { return newRW(f) }
 	return f, nil
 }
