@@ -1,9 +1,13 @@
 package compress
 
 import (
+	"bytes"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 )
 
 var (
@@ -101,4 +105,35 @@ func FuzzAcceptEncoding(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzDecodeRequest feeds arbitrary bytes to the request-body decoders:
+// whatever comes in, a read ends in the decoded data, a 400 or a 413 —
+// never a panic, a hang, or more than the cap.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, c := range []string{"gzip", "br", "zstd"} {
+		f.Add(uint8(algOf(c)), encode(f, c, []byte(`{"hello":"world"}`)))
+		f.Add(uint8(algOf(c)), encode(f, c, make([]byte, 100<<10))) // over the cap
+	}
+	f.Add(uint8(algGzip), []byte("\x1f\x8b\x08\x00garbage"))
+	f.Add(uint8(algZstd), []byte("\x28\xb5\x2f\xfd\x00\x58\x00\x00"))
+	pools := &decoderPools{}
+	const maxOut = 64 << 10
+	f.Fuzz(func(t *testing.T, coding uint8, data []byte) {
+		d := &bodyDecoder{pools: pools, coding: alg(coding % uint8(numAlgs)), in: countReader{r: bytes.NewReader(data)}, maxOut: maxOut, ratio: 10}
+		n, err := io.Copy(io.Discard, d)
+		if n > maxOut {
+			t.Fatalf("decoded %d bytes past the %d cap", n, maxOut)
+		}
+		if err != nil && err != errCorrupt && err != errTooLarge {
+			t.Fatalf("error %v: want errCorrupt or errTooLarge", err)
+		}
+		var req exchange.Request
+		d.restore(&req)
+	})
+}
+
+func algOf(name string) alg {
+	a, _ := algByName(name)
+	return a
 }
