@@ -115,7 +115,11 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if !ok {
 		return nil, b.Errorf(pos, "level", "level %q: use fastest, default, better or best (a number for one coding goes in levels: {gzip: 6})", s.Level)
 	}
-	for a, v := range map[alg]int{algGzip: s.Levels.Gzip, algBr: s.Levels.Br, algZstd: s.Levels.Zstd} {
+	for _, l := range [...]struct {
+		a alg
+		v int
+	}{{algZstd, s.Levels.Zstd}, {algBr, s.Levels.Br}, {algGzip, s.Levels.Gzip}} {
+		a, v := l.a, l.v
 		if !pos.Has(b.Entry.Path + ".levels." + a.String()) {
 			continue
 		}
