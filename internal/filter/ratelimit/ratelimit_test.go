@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -171,7 +172,7 @@ func exch(method, ip, route string, query string, headers ...string) *filter.Exc
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add([]byte(headers[i]), []byte(headers[i+1]))
 	}
-	return &filter.Exchange{Req: req, ClientIP: netip.MustParseAddr(ip), Route: route}
+	return &filter.Exchange{Ctx: context.Background(), Req: req, ClientIP: netip.MustParseAddr(ip), Route: route}
 }
 
 func TestKeys(t *testing.T) {

@@ -82,6 +82,9 @@ func (s *redisStore) take(ctx context.Context, key []byte, emission, tolerance t
 			return decision{}, errStoreDown
 		}
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	sum := sha256.Sum256(key)
 	var buf [32]byte
 	hex.Encode(buf[:], sum[:16])
