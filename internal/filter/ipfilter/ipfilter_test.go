@@ -295,3 +295,20 @@ func TestFilesAreReloadedAndBadVersionsIgnored(t *testing.T) {
 		t.Fatal("Close did not stop the poller")
 	}
 }
+
+func BenchmarkContains(b *testing.B) {
+	for _, n := range []int{10, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var ps []netip.Prefix
+			for i := range n {
+				ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 14), byte(i >> 6), byte(i << 2)}), 31))
+			}
+			s := newSet(ps)
+			a := netip.MustParseAddr("10.0.200.7")
+			b.ReportAllocs()
+			for b.Loop() {
+				s.contains(a)
+			}
+		})
+	}
+}

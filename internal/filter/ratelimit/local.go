@@ -54,15 +54,19 @@ type localStore struct {
 type hkey struct{ a, b uint64 }
 
 type shard struct {
-	mu   sync.Mutex
-	m    map[hkey]int64
-	peak int
-	_    [40]byte // keep shards on separate cache lines
+	mu    sync.Mutex
+	m     map[hkey]int64
+	peak  int
+	swept int64    // when makeRoom last swept (store nanoseconds)
+	_     [32]byte // keep shards on separate cache lines
 }
 
 // sweepEvery is how often the janitor drops full buckets; between sweeps
 // the per-shard cap bounds memory.
 const sweepEvery = 2 * time.Second
+
+// sweepGap is the least time between two sweeps of a full shard on insert.
+const sweepGap = 100 * time.Millisecond
 
 func newLocalStore(maxKeys int) *localStore {
 	s := &localStore{
@@ -108,8 +112,14 @@ func (s *localStore) take(key []byte, emission, tolerance int64) decision {
 // forgives the least). A flood of new keys thus evicts flood keys, and
 // memory stays bounded whatever the traffic.
 func (s *localStore) makeRoom(sh *shard, now int64) {
-	if sweep(sh, now) > 0 {
-		return
+	// A full sweep costs the whole shard: under a flood of new keys that
+	// are not expiring it is done at most every sweepGap, so that each new
+	// key costs a few samples, not a scan.
+	if now-sh.swept >= int64(sweepGap) {
+		sh.swept = now
+		if sweep(sh, now) > 0 {
+			return
+		}
 	}
 	const samples = 8
 	var victim hkey

@@ -306,7 +306,9 @@ func getWriter() *headerWriter { return writers.Get().(*headerWriter) }
 
 func putWriter(w *headerWriter) {
 	w.ResponseWriter, w.policy = nil, nil
-	clear(w.hdrs[:cap(w.hdrs)]) // drop references into finished requests
+	// Drop references into the finished request; slots past len were
+	// cleared by the put that last used them.
+	clear(w.hdrs)
 	w.hdrs = w.hdrs[:0]
 	writers.Put(w)
 }
