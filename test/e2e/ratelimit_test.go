@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -280,6 +281,40 @@ sites:
 		code, _, stderr := runCLI(t, "validate", "-c", p)
 		if code != 1 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: validate exit %d, said:\n%s\nwant %s", c.mw, code, stderr, c.want)
+		}
+	}
+}
+
+// Over HTTP/2 (h2c) and in front of a real backend, allowed answers carry the
+// fields with the backend's body intact, and refusals are 429.
+func TestRateLimitH2CAndProxied(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", "yes")
+		fmt.Fprint(w, strings.Repeat("b", 100000))
+	}))
+	t.Cleanup(be.Close)
+	gh := startGatehouse(t, fmt.Sprintf(`listeners:
+  - addr: {{LISTEN}}
+    h2c: true
+admin: {addr: "{{ADMIN}}"}
+upstreams:
+  app: {targets: ["%s"]}
+sites:
+  - routes:
+      - upstream: app
+        middleware:
+          - rate_limit: {rate: 2/m, key: route}
+`, be.URL))
+	for _, c := range []*http.Client{h2cClient(t), newClient(t)} {
+		resp, body := do(t, c, "GET", gh.URL("/"), "", nil)
+		if resp.StatusCode != 200 || len(body) != 100000 || resp.Header.Get("X-Backend") != "yes" || resp.Header.Get("RateLimit-Policy") != `"default";q=2;w=60` {
+			t.Fatalf("%s: %d, %d body bytes, X-Backend=%q RateLimit-Policy=%q", resp.Proto, resp.StatusCode, len(body), resp.Header.Get("X-Backend"), resp.Header.Get("RateLimit-Policy"))
+		}
+	}
+	for _, c := range []*http.Client{h2cClient(t), newClient(t)} {
+		resp, body := do(t, c, "GET", gh.URL("/"), "", nil)
+		if resp.StatusCode != 429 || string(body) != "429 Too Many Requests\n" || resp.Header.Get("X-Backend") != "" {
+			t.Fatalf("%s over the limit: %d %q", resp.Proto, resp.StatusCode, body)
 		}
 	}
 }
