@@ -28,6 +28,7 @@ type Forwarder struct {
 // Result tells the access log what happened.
 type Result struct {
 	Target *upstream.Target
+	Pool   *upstream.Pool // the pool forwarded to (a split route picks one)
 	Status int
 }
 
@@ -70,6 +71,7 @@ func (f *Forwarder) Trusted(ip netip.Addr) bool {
 func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, res *Result) {
 	st := statePool.Get().(*state)
 	defer statePool.Put(st)
+	res.Pool = pool
 	trusted := f.Trusted(req.RemoteAddr.Addr())
 	rp := &pool.Retry
 	if rp.Budget != nil {
@@ -91,7 +93,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		}
 		t.InFlight.Add(1)
 		var began time.Time
-		if obs != nil {
+		if obs != nil || pool.Stats != nil {
 			began = time.Now()
 		}
 		var a attempt
@@ -104,6 +106,9 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 			// A 5xx is a real answer with a real latency; passive health
 			// judges 5xx.
 			obs.Observe(t, time.Since(began), a.err == nil)
+		}
+		if pool.Stats != nil && a.err == nil {
+			pool.Stats.ObserveAttempt(t, time.Since(began))
 		}
 		failed := a.err != nil || a.status() >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
@@ -130,6 +135,9 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 			f.finishAttempt(req, w, r, pool, t, &a, st, res)
 			t.InFlight.Add(-1)
 			return
+		}
+		if pool.Stats != nil {
+			pool.Stats.Retries.Inc()
 		}
 		if a.cc != nil {
 			a.cc.Close()

@@ -48,6 +48,7 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 			upstreamAddr = res.Target.Addr
 		}
 	}
+	snap.observe(r, req, w, &res, lf, start) // metrics (metrics.go)
 	if al := s.accessLog.Load(); al != nil {
 		_, n := w.Written()
 		var buf [64]byte
@@ -99,6 +100,9 @@ func (f *finalHandler) Serve(x *filter.Exchange) {
 	f.snap.act(f.r, x.Req, x.W, &res)
 	if res.Target != nil {
 		x.Log.Upstream = res.Target.Addr
+	}
+	if res.Pool != nil {
+		x.Log.Pool = res.Pool.Name
 	}
 }
 

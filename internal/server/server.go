@@ -37,6 +37,12 @@ type Server struct {
 	accessOut    string
 	reloads      atomic.Int64
 	lastReload   atomic.Pointer[reloadStatus]
+	// reloadFailures counts rejected reloads; loadedAt is when the running
+	// configuration was loaded (unix nanoseconds).
+	reloadFailures atomic.Int64
+	loadedAt       atomic.Int64
+	monitor        *monitor
+	drains         *drainSet
 	startedAt    time.Time
 	shuttingDown bool
 	env          *buildEnv
@@ -64,8 +70,12 @@ func newServer(cfg *config.Config, log *slog.Logger, known map[string]filter.Fac
 	if err != nil {
 		return nil, err
 	}
+	s.monitor = newMonitor(s, reg)
+	s.drains = newDrainSet()
+	s.monitor.instrument(snap)
 	s.backends = used
 	s.snap.Store(snap)
+	s.loadedAt.Store(time.Now().UnixNano())
 	s.logWarnings(cfg)
 	return s, nil
 }
@@ -104,6 +114,7 @@ func (s *Server) Start() error {
 	}
 	startHealthChecks(s.snap.Load(), nil, s.log)
 	s.resolvers = startResolvers(s.snap.Load(), nil, s.Resolver, s.log)
+	s.monitor.start()
 	return nil
 }
 
@@ -148,12 +159,15 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	// The new pools' names are looked up before they serve; the old
 	// resolvers hand their backends over.
+	s.monitor.instrument(snap)
 	seeds := stopResolvers(s.resolvers)
 	s.resolvers = startResolvers(snap, seeds, s.Resolver, s.log)
 	releaseBackends(seeds) // pools that no longer have discovered targets
+	s.drains.apply(snap)
 	old := s.backends
 	s.backends = used
 	s.snap.Store(snap)
+	s.loadedAt.Store(time.Now().UnixNano())
 	snap.Filters.Retire(prev.Filters)
 	s.closeRemovedListeners(cfg)
 	if err := s.syncAdmin(cfg); err != nil {
@@ -178,6 +192,7 @@ func (s *Server) recordReload(err error) {
 	st := &reloadStatus{At: time.Now(), OK: err == nil}
 	if err != nil {
 		st.Errors = errorLines(err)
+		s.reloadFailures.Add(1)
 	}
 	s.lastReload.Store(st)
 }
@@ -246,6 +261,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if admin != nil {
 		admin.close()
 	}
+	s.monitor.stop()
 	releaseBackends(stopResolvers(rs))
 	for _, be := range s.backends {
 		be.StopChecks()

@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/observe/metrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/proxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -28,6 +29,11 @@ type Snapshot struct {
 	Chains [][]filter.Handler
 	// Filters is what the filters keep across reloads.
 	Filters *filter.State
+
+	// routeMetrics are the routes' pre-resolved series, [site][route], and
+	// unmatched those of requests no route took; nil with metrics off.
+	routeMetrics [][]*metrics.Route
+	unmatched    *metrics.Route
 }
 
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
