@@ -29,23 +29,23 @@ type Server struct {
 	// Set it before Start.
 	Resolver *net.Resolver
 
-	mu           sync.Mutex // serialises reloads and shutdown
-	listeners    map[string]*listener
-	backends     map[string]*upstream.Backend
-	resolvers    []*resolver // of the current snapshot's pools with discovered targets
-	admin        *adminServer
-	accessOut    string
-	reloads      atomic.Int64
-	lastReload   atomic.Pointer[reloadStatus]
+	mu         sync.Mutex // serialises reloads and shutdown
+	listeners  map[string]*listener
+	backends   map[string]*upstream.Backend
+	resolvers  []*resolver // of the current snapshot's pools with discovered targets
+	admin      *adminServer
+	accessOut  string
+	reloads    atomic.Int64
+	lastReload atomic.Pointer[reloadStatus]
 	// reloadFailures counts rejected reloads; loadedAt is when the running
 	// configuration was loaded (unix nanoseconds).
 	reloadFailures atomic.Int64
 	loadedAt       atomic.Int64
 	monitor        *monitor
 	drains         *drainSet
-	startedAt    time.Time
-	shuttingDown bool
-	env          *buildEnv
+	startedAt      time.Time
+	shuttingDown   bool
+	env            *buildEnv
 	// Metrics is the registry the admin listener's /metrics serves.
 	Metrics *prometheus.Registry
 }

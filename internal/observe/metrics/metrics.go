@@ -59,7 +59,7 @@ func classIndex(status int) int {
 // DurationBuckets are the classic buckets of the latency histograms (for
 // scrapers without native histograms), in seconds: fine at the low end,
 // where a proxy on a fast network lives.
-var DurationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+var DurationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // nativeFactor is the growth factor of the native histograms' buckets
 // (schema 3: 2^(1/8), about 9% per bucket). No bucket limit is set: latency
