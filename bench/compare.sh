@@ -16,7 +16,9 @@
 #   WARMUP       wrk duration of the one warm-up run per proxy    [2s]
 #   SIZES        scenarios to run, in order                       ["small large"]
 #   PROXIES      proxies to run, in order                         ["gatehouse nginx haproxy caddy"]
-#                add "direct" to also load the backend without any proxy
+#                add "direct" to also load the backend without any proxy, and
+#                "gatehouse-nometrics" for gatehouse with per-request metrics
+#                off (--metrics=false), to measure what the metrics cost
 #   WORKERS      worker processes / threads given to each proxy   [nproc, i.e. 2 here]
 #   GATEHOUSE_BIN  use this gatehouse binary instead of building ./cmd/gatehouse
 #   NGINX_BIN, HAPROXY_BIN, CADDY_BIN  competitor binaries  [found on PATH]
@@ -176,7 +178,7 @@ command -v go >/dev/null || die "go is not installed"
 ACTIVE=()
 for p in $PROXIES; do
 	case "$p" in
-	gatehouse | direct) ACTIVE+=("$p") ;;
+	gatehouse | gatehouse-nometrics | direct) ACTIVE+=("$p") ;;
 	nginx | haproxy | caddy)
 		if have "${BIN_OF[$p]}"; then
 			ACTIVE+=("$p")
@@ -274,10 +276,14 @@ build_gatehouse() {
 
 start_gatehouse() {
 	local name=$1 port=$2 bport=$3
-	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" \
+	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" "${@:4}" \
 		>"$TMP/$name.log" 2>&1 &
 	track "$name" $!
 }
+
+# gatehouse-nometrics: the same binary without per-request metrics.
+build_gatehouse-nometrics() { build_gatehouse; }
+start_gatehouse-nometrics() { start_gatehouse "$@" --metrics=false; }
 
 start_nginx() {
 	local name=$1 port=$2 bport=$3 d=$TMP/$1 user=""

@@ -124,6 +124,9 @@ func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
 // Reload loads the configuration again and swaps it in; an invalid one is
 // refused and the running one keeps serving.
 func (s *Server) Reload() error {
+	if s.Loader == nil {
+		return errors.New("this server has no configuration file to reload")
+	}
 	cfg, err := s.Loader()
 	if err != nil {
 		s.recordReload(err)

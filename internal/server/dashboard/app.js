@@ -43,12 +43,14 @@ document.getElementById("login").addEventListener("submit", (ev) => {
 
 function fmtMs(v) {
   if (v == null || isNaN(v)) return "–";
+  if (v === 0) return "0";
   if (v >= 1000) return (v / 1000).toFixed(2) + " s";
   if (v >= 10) return v.toFixed(0) + " ms";
   if (v >= 1) return v.toFixed(1) + " ms";
   return v.toFixed(2) + " ms";
 }
 function fmtNum(v) {
+  if (v > 0 && v < 10 && v % 1) return v.toFixed(1);
   if (v >= 1e6) return (v / 1e6).toFixed(1) + "M";
   if (v >= 1e4) return (v / 1e3).toFixed(1) + "k";
   return Math.round(v).toString();
@@ -82,7 +84,7 @@ function chart(id, series, opts) {
   let max = opts.min || 1;
   let points = 0;
   for (const s of series) for (const p of s.data) { if (p.t >= t0) { max = Math.max(max, p.v); points++; } }
-  max = niceCeil(max * 1.1);
+  max = niceCeil(max * 1.05 / 4) * 4; // four grid steps of a round size
   const x = (t) => padL + (t - t0) / WINDOW * (w - padL - padR);
   const y = (v) => padT + (1 - v / max) * (h - padT - padB);
   // Grid and labels.
@@ -144,7 +146,7 @@ function renderStats(st) {
 
   const tb = document.getElementById("errors");
   tb.replaceChildren();
-  const errs = (st.recent_errors || []).slice(0, 15);
+  const errs = (st.recent_errors || []).slice(0, 12);
   if (!errs.length) tb.append(el("tr", { class: "empty" }, el("td", { colSpan: 6 }, "none")));
   for (const e of errs) {
     tb.append(el("tr", {},
@@ -153,7 +155,7 @@ function renderStats(st) {
       el("td", {}, e.method + " " + e.path),
       el("td", {}, e.route || "(no route)"),
       el("td", {}, e.upstream || "–"),
-      el("td", { class: "addr" }, e.target || "–")));
+      el("td", { class: "addr" }, e.target || (e.upstream ? "none available" : "–"))));
   }
   return err;
 }
