@@ -311,7 +311,9 @@ sites: [{hosts: [shop.example], routes: [{upstream: app}]}]
 		t.Error("/metrics shows a request path")
 	}
 	// Off: requests are not counted; the scrape-time metrics remain.
-	srv.Loader = func() (*config.Config, error) { return config.Parse("c.yaml", []byte(fmt.Sprintf(tmpl, false, be.URL))) }
+	srv.Loader = func() (*config.Config, error) {
+		return config.Parse("c.yaml", []byte(fmt.Sprintf(tmpl, false, be.URL)))
+	}
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,10 @@ sites:
 	// The badge is red while the 503s above weigh in the last five
 	// seconds' error rate, then amber: one of three targets down.
 	var overall string
-	if !waitFor(8*time.Second, func() bool { overall = js(`document.getElementById('overall').dataset.health`); return overall == "warn" }) {
+	if !waitFor(8*time.Second, func() bool {
+		overall = js(`document.getElementById('overall').dataset.health`)
+		return overall == "warn"
+	}) {
 		t.Errorf("overall health badge %q with one of three web targets down and no errors, want warn", overall)
 	}
 	// Charts: samples arrive once a second; wait for a few.
