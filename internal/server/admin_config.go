@@ -18,16 +18,19 @@ import (
 const redacted = "[redacted]"
 
 // sensitiveWords mark a field or key whose value is never shown, wherever
-// it is (filter settings included): passwords, secrets, tokens, keys,
-// credentials and user tables. Names ending in _file are paths, shown.
-var sensitiveWords = []string{"password", "passwd", "secret", "token", "credential", "private", "api_key", "apikey",
-	"authorization", "cookie", "users", "htpasswd", "signing_key", "hmac"}
+// it is (filter settings and header names included): passwords, secrets,
+// tokens, keys, credentials and user tables. They are matched in the name
+// lower-cased without '-' and '_' (X-Api-Key, api_key and apiKey alike).
+// Names ending in _file are paths, shown.
+var sensitiveWords = []string{"password", "passwd", "secret", "token", "credential", "private", "apikey", "accesskey",
+	"authorization", "cookie", "users", "htpasswd", "signingkey", "hmac"}
 
 func sensitive(name string) bool {
 	n := strings.ToLower(name)
 	if strings.HasSuffix(n, "_file") {
 		return false
 	}
+	n = strings.NewReplacer("-", "", "_", "").Replace(n)
 	for _, w := range sensitiveWords {
 		if strings.Contains(n, w) {
 			return true
