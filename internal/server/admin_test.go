@@ -18,9 +18,9 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 )
 
-// startAdmin runs a server for the config text (its admin on 127.0.0.1:0)
+// startAdminTest runs a server for the config text (its admin on 127.0.0.1:0)
 // and returns it with its proxy and admin addresses.
-func startAdmin(t *testing.T, text string, known map[string]filter.Factory) (*Server, string, string) {
+func startAdminTest(t *testing.T, text string, known map[string]filter.Factory) (*Server, string, string) {
 	t.Helper()
 	cfg, err := config.Parse("c.yaml", []byte(text))
 	if err != nil {
@@ -41,8 +41,8 @@ func startAdmin(t *testing.T, text string, known map[string]filter.Factory) (*Se
 	return srv, addr, srv.admin.ln.Addr().String()
 }
 
-// call sends one request and returns the status, headers and body.
-func call(t *testing.T, method, url string, hdr ...string) (int, http.Header, string) {
+// adminCall sends one request and returns the status, headers and body.
+func adminCall(t *testing.T, method, url string, hdr ...string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
@@ -68,81 +68,81 @@ func TestAdminToken(t *testing.T) {
 	const token = "0123456789abcdef-token"
 	tf := filepath.Join(t.TempDir(), "admin.token")
 	os.WriteFile(tf, []byte(token+"\n"), 0o600)
-	_, _, admin := startAdmin(t, fmt.Sprintf(`listeners: [{addr: "127.0.0.1:0"}]
+	_, _, admin := startAdminTest(t, fmt.Sprintf(`listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0", token_file: %q}
 access_log: {enabled: false}
 sites: [{routes: [{respond: {body: hi}}]}]
 `, tf), factories)
 	base := "http://" + admin
 	for _, path := range []string{"/api/v1/status", "/api/v1/upstreams", "/api/v1/config", "/api/v1/stats", "/metrics"} {
-		st, h, _ := call(t, "GET", base+path)
+		st, h, _ := adminCall(t, "GET", base+path)
 		if st != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("GET %s without the token: %d %q, want 401 with a Bearer challenge", path, st, h.Get("WWW-Authenticate"))
 		}
-		if st, _, _ := call(t, "GET", base+path, "Authorization", "Bearer wrong-token-of-some-length"); st != 401 {
+		if st, _, _ := adminCall(t, "GET", base+path, "Authorization", "Bearer wrong-token-of-some-length"); st != 401 {
 			t.Errorf("GET %s with a wrong token: %d, want 401", path, st)
 		}
-		if st, _, _ := call(t, "GET", base+path, "Authorization", "Bearer "+token); st != 200 {
+		if st, _, _ := adminCall(t, "GET", base+path, "Authorization", "Bearer "+token); st != 200 {
 			t.Errorf("GET %s with the token: %d, want 200", path, st)
 		}
 	}
-	if st, _, _ := call(t, "POST", base+"/api/v1/reload"); st != 401 {
+	if st, _, _ := adminCall(t, "POST", base+"/api/v1/reload"); st != 401 {
 		t.Errorf("POST reload without the token: %d, want 401", st)
 	}
 	for _, path := range []string{"/healthz", "/", "/dashboard/app.js"} {
-		if st, _, _ := call(t, "GET", base+path); st != 200 {
+		if st, _, _ := adminCall(t, "GET", base+path); st != 200 {
 			t.Errorf("GET %s without the token: %d, want 200 (no data there)", path, st)
 		}
 	}
 	// With a token the Host header does not matter (the listener may be
 	// reached by any name), but a cross-origin write is refused.
-	if st, _, _ := call(t, "GET", base+"/api/v1/status", "Authorization", "Bearer "+token, "Host", "admin.example"); st != 200 {
+	if st, _, _ := adminCall(t, "GET", base+"/api/v1/status", "Authorization", "Bearer "+token, "Host", "admin.example"); st != 200 {
 		t.Errorf("GET with the token and another Host: %d, want 200", st)
 	}
-	if st, _, _ := call(t, "POST", base+"/api/v1/reload", "Authorization", "Bearer "+token, "Origin", "http://evil.example"); st != 403 {
+	if st, _, _ := adminCall(t, "POST", base+"/api/v1/reload", "Authorization", "Bearer "+token, "Origin", "http://evil.example"); st != 403 {
 		t.Errorf("cross-origin POST: %d, want 403", st)
 	}
 }
 
 func TestAdminWithoutTokenAnswersLoopbackNamesOnly(t *testing.T) {
-	_, _, admin := startAdmin(t, `listeners: [{addr: "127.0.0.1:0"}]
+	_, _, admin := startAdminTest(t, `listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
 access_log: {enabled: false}
 sites: [{routes: [{respond: {body: hi}}]}]
 `, factories)
 	base := "http://" + admin
-	if st, _, body := call(t, "GET", base+"/api/v1/status", "Host", "rebound.evil.example:9901"); st != 421 || !strings.Contains(body, "localhost") {
+	if st, _, body := adminCall(t, "GET", base+"/api/v1/status", "Host", "rebound.evil.example:9901"); st != 421 || !strings.Contains(body, "localhost") {
 		t.Errorf("DNS-rebound Host: %d %q, want 421", st, body)
 	}
 	for _, host := range []string{"localhost", "127.0.0.1:9901", "[::1]:9901"} {
-		if st, _, _ := call(t, "GET", base+"/api/v1/status", "Host", host); st != 200 {
+		if st, _, _ := adminCall(t, "GET", base+"/api/v1/status", "Host", host); st != 200 {
 			t.Errorf("Host %s: %d, want 200", host, st)
 		}
 	}
-	if st, _, _ := call(t, "POST", base+"/api/v1/reload", "Sec-Fetch-Site", "cross-site"); st != 403 {
+	if st, _, _ := adminCall(t, "POST", base+"/api/v1/reload", "Sec-Fetch-Site", "cross-site"); st != 403 {
 		t.Errorf("cross-site POST: %d, want 403", st)
 	}
-	if st, _, _ := call(t, "POST", base+"/api/v1/reload", "Origin", "http://"+admin); st == 403 {
+	if st, _, _ := adminCall(t, "POST", base+"/api/v1/reload", "Origin", "http://"+admin); st == 403 {
 		t.Errorf("same-origin POST refused")
 	}
-	st, h, body := call(t, "GET", base+"/")
+	st, h, body := adminCall(t, "GET", base+"/")
 	if st != 200 || !strings.Contains(body, "<canvas") || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'") {
 		t.Errorf("dashboard: %d %q CSP %q", st, body[:min(len(body), 80)], h.Get("Content-Security-Policy"))
 	}
 	var status map[string]any
-	_, _, body = call(t, "GET", base+"/api/v1/status")
+	_, _, body = adminCall(t, "GET", base+"/api/v1/status")
 	if json.Unmarshal([]byte(body), &status) != nil || status["version"] != Version || status["config_hash"] == "" || status["metrics_enabled"] != true {
 		t.Errorf("status: %s", body)
 	}
 }
 
-// secretive is a test filter whose settings hold secrets.
-type secretive struct{}
+// adminSecretive is a test filter whose settings hold secrets.
+type adminSecretive struct{}
 
-func (secretive) Serve(x *filter.Exchange, next filter.Handler) { next.Serve(x) }
+func (adminSecretive) Serve(x *filter.Exchange, next filter.Handler) { next.Serve(x) }
 
 func TestAdminConfigRedactsSecrets(t *testing.T) {
-	known := map[string]filter.Factory{"secretive": func(b *filter.Build) (filter.Filter, error) {
+	known := map[string]filter.Factory{"adminSecretive": func(b *filter.Build) (filter.Filter, error) {
 		var s struct {
 			Realm  string            `yaml:"realm"`
 			APIKey string            `yaml:"api_key"`
@@ -155,11 +155,11 @@ func TestAdminConfigRedactsSecrets(t *testing.T) {
 		if _, err := b.Decode(&s); err != nil {
 			return nil, err
 		}
-		return secretive{}, nil
+		return adminSecretive{}, nil
 	}}
 	pw := filepath.Join(t.TempDir(), "redis.pw")
 	os.WriteFile(pw, []byte("redis-password-SECRET1"), 0o600)
-	_, _, admin := startAdmin(t, fmt.Sprintf(`listeners: [{addr: "127.0.0.1:0"}]
+	_, _, admin := startAdminTest(t, fmt.Sprintf(`listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
 access_log: {enabled: false}
 cluster: {redis: {addr: "127.0.0.1:1", password_file: %q}}
@@ -168,13 +168,13 @@ sites:
       - request_headers: {set: {Authorization: "Bearer SECRET2", X-Plain: visible}}
         respond: {body: hi}
         middleware:
-          - secretive:
+          - adminSecretive:
               realm: staff
               api_key: SECRET3
               users: {alice: "$2y$10$SECRET4"}
               nested: {client_secret: SECRET5, key_file: /etc/k.pem}
 `, pw), known)
-	_, _, body := call(t, "GET", "http://"+admin+"/api/v1/config")
+	_, _, body := adminCall(t, "GET", "http://"+admin+"/api/v1/config")
 	for _, s := range []string{"SECRET", "alice"} {
 		if strings.Contains(body, s) {
 			t.Errorf("config shows %q:\n%s", s, body)
@@ -187,8 +187,8 @@ sites:
 	}
 }
 
-// countingBackend answers "NAME"; /slow waits for release.
-func countingBackend(t *testing.T, name string, hits *atomic.Int64, release chan struct{}) *httptest.Server {
+// adminCountingBackend answers "NAME"; /slow waits for release.
+func adminCountingBackend(t *testing.T, name string, hits *atomic.Int64, release chan struct{}) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if r.URL.Path == "/slow" {
@@ -203,8 +203,8 @@ func countingBackend(t *testing.T, name string, hits *atomic.Int64, release chan
 func TestDrainAndEnable(t *testing.T) {
 	var hitsA, hitsB atomic.Int64
 	release := make(chan struct{})
-	a := countingBackend(t, "a", &hitsA, release)
-	b := countingBackend(t, "b", &hitsB, release)
+	a := adminCountingBackend(t, "a", &hitsA, release)
+	b := adminCountingBackend(t, "b", &hitsB, release)
 	addrA := strings.TrimPrefix(a.URL, "http://")
 	tmpl := `listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
@@ -212,14 +212,14 @@ access_log: {enabled: false}
 upstreams: {app: {targets: [%q, %q], balance: first, timeouts: {connect: %s}}}
 sites: [{routes: [{upstream: app}]}]
 `
-	srv, proxyAddr, admin := startAdmin(t, fmt.Sprintf(tmpl, a.URL, b.URL, "5s"), factories)
+	srv, proxyAddr, admin := startAdminTest(t, fmt.Sprintf(tmpl, a.URL, b.URL, "5s"), factories)
 	srv.Loader = func() (*config.Config, error) {
 		// Changed connect timeout: the targets get new backends.
 		return config.Parse("c.yaml", []byte(fmt.Sprintf(tmpl, a.URL, b.URL, "4s")))
 	}
 	base := "http://" + admin + "/api/v1/upstreams/app/targets/"
 	get := func() string {
-		_, _, body := call(t, "GET", "http://"+proxyAddr+"/")
+		_, _, body := adminCall(t, "GET", "http://"+proxyAddr+"/")
 		return body
 	}
 	if got := get(); got != "a" {
@@ -227,13 +227,13 @@ sites: [{routes: [{upstream: app}]}]
 	}
 	slow := make(chan string, 1)
 	go func() {
-		_, _, body := call(t, "GET", "http://"+proxyAddr+"/slow")
+		_, _, body := adminCall(t, "GET", "http://"+proxyAddr+"/slow")
 		slow <- body
 	}()
 	for hitsA.Load() < 2 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	st, _, body := call(t, "POST", base+addrA+"/drain")
+	st, _, body := adminCall(t, "POST", base+addrA+"/drain")
 	if st != 200 || !strings.Contains(body, `"in_flight": 1`) || !strings.Contains(body, `"status": "drained"`) {
 		t.Fatalf("drain: %d %s", st, body)
 	}
@@ -252,30 +252,30 @@ sites: [{routes: [{upstream: app}]}]
 	if got := get(); got != "b" {
 		t.Errorf("after a reload keeping the target: %q, want b (still drained)", got)
 	}
-	_, _, ups := call(t, "GET", "http://"+admin+"/api/v1/upstreams")
+	_, _, ups := adminCall(t, "GET", "http://"+admin+"/api/v1/upstreams")
 	if !strings.Contains(ups, `"state": "drained"`) || !strings.Contains(ups, `"drained": true`) {
 		t.Errorf("upstreams after the reload:\n%s", ups)
 	}
-	if st, _, body := call(t, "POST", base+addrA+"/enable"); st != 200 || !strings.Contains(body, `"enabled"`) {
+	if st, _, body := adminCall(t, "POST", base+addrA+"/enable"); st != 200 || !strings.Contains(body, `"enabled"`) {
 		t.Fatalf("enable: %d %s", st, body)
 	}
 	if got := get(); got != "a" {
 		t.Errorf("after enable: %q, want a", got)
 	}
-	if st, _, _ := call(t, "POST", base+"127.0.0.1:1/drain"); st != 404 {
+	if st, _, _ := adminCall(t, "POST", base+"127.0.0.1:1/drain"); st != 404 {
 		t.Errorf("unknown target: %d, want 404", st)
 	}
-	if st, _, _ := call(t, "POST", "http://"+admin+"/api/v1/upstreams/nope/targets/"+addrA+"/drain"); st != 404 {
+	if st, _, _ := adminCall(t, "POST", "http://"+admin+"/api/v1/upstreams/nope/targets/"+addrA+"/drain"); st != 404 {
 		t.Errorf("unknown pool: %d, want 404", st)
 	}
-	if st, _, _ := call(t, "GET", base+addrA+"/drain"); st != 405 {
+	if st, _, _ := adminCall(t, "GET", base+addrA+"/drain"); st != 405 {
 		t.Errorf("GET drain: %d, want 405", st)
 	}
 }
 
 func TestMetricsEndpoint(t *testing.T) {
 	var hits atomic.Int64
-	be := countingBackend(t, "x", &hits, nil)
+	be := adminCountingBackend(t, "x", &hits, nil)
 	tmpl := `listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
 access_log: {enabled: false}
@@ -283,12 +283,12 @@ metrics: {enabled: %v}
 upstreams: {app: {targets: [%q]}}
 sites: [{hosts: [shop.example], routes: [{upstream: app}]}]
 `
-	srv, proxyAddr, admin := startAdmin(t, fmt.Sprintf(tmpl, true, be.URL), factories)
+	srv, proxyAddr, admin := startAdminTest(t, fmt.Sprintf(tmpl, true, be.URL), factories)
 	for range 3 {
-		call(t, "GET", "http://"+proxyAddr+"/some/path?q=1", "Host", "shop.example")
+		adminCall(t, "GET", "http://"+proxyAddr+"/some/path?q=1", "Host", "shop.example")
 	}
-	call(t, "DELETE", "http://"+proxyAddr+"/", "Host", "other.example") // no route: 404
-	_, _, body := call(t, "GET", "http://"+admin+"/metrics")
+	adminCall(t, "DELETE", "http://"+proxyAddr+"/", "Host", "other.example") // no route: 404
+	_, _, body := adminCall(t, "GET", "http://"+admin+"/metrics")
 	addr := strings.TrimPrefix(be.URL, "http://")
 	for _, want := range []string{
 		`gatehouse_requests_total{code="2xx",method="GET",route="sites[0].routes[0]",site="shop.example",upstream="app"} 3`,
@@ -317,8 +317,8 @@ sites: [{hosts: [shop.example], routes: [{upstream: app}]}]
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	call(t, "GET", "http://"+proxyAddr+"/", "Host", "shop.example")
-	_, _, body = call(t, "GET", "http://"+admin+"/metrics")
+	adminCall(t, "GET", "http://"+proxyAddr+"/", "Host", "shop.example")
+	_, _, body = adminCall(t, "GET", "http://"+admin+"/metrics")
 	if !strings.Contains(body, `upstream="app"} 3`) || strings.Contains(body, `upstream="app"} 4`) {
 		t.Error("a request was counted with metrics off")
 	}

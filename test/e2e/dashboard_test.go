@@ -20,9 +20,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// newBrowser starts headless Chromium with a fresh profile; the context
+// newDashboardBrowser starts headless Chromium with a fresh profile; the context
 // ends it when the test ends.
-func newBrowser(t *testing.T) context.Context {
+func newDashboardBrowser(t *testing.T) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath("/usr/bin/chromium"),
@@ -46,9 +46,9 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// traffic sends requests to the given URLs in turn, about rate a second,
+// dashTraffic sends requests to the given URLs in turn, about rate a second,
 // until stop is closed or limit requests were sent.
-func traffic(stop chan struct{}, wg *sync.WaitGroup, rate int, limit int, urls ...string) {
+func dashTraffic(stop chan struct{}, wg *sync.WaitGroup, rate int, limit int, urls ...string) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -101,9 +101,14 @@ sites:
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
-	traffic(stop, &wg, 80, 20000, p.URL("/"), p.URL("/page"), p.URL("/api/items"))
+	dashTraffic(stop, &wg, 80, 20000, p.URL("/"), p.URL("/page"), p.URL("/api/items"))
+	// Some failures for the error list and the error chart, early, so that
+	// they have left the badge's five-second window when the kill comes.
+	api.status.Store(503)
+	failing := time.AfterFunc(time.Second, func() { api.status.Store(200) })
+	defer failing.Stop()
 
-	ctx := newBrowser(t)
+	ctx := newDashboardBrowser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+p.Admin()+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +123,6 @@ sites:
 	if !waitFor(10*time.Second, func() bool { return state(web[1].addr) == "up" }) {
 		t.Fatalf("the dashboard does not show %s up: %q", web[1].addr, state(web[1].addr))
 	}
-
-	// Some failures for the error list and the error chart.
-	api.status.Store(503)
-	time.Sleep(1500 * time.Millisecond)
-	api.status.Store(200)
 
 	killed := time.Now()
 	web[1].kill()
@@ -178,7 +178,7 @@ sites:
 	}
 	// Screenshot mode: more minutes of varying traffic so the charts have
 	// a history, the failed target still down.
-	traffic(stop, &wg, 120, 40000, p.URL("/"), p.URL("/a"), p.URL("/api/x"))
+	dashTraffic(stop, &wg, 120, 40000, p.URL("/"), p.URL("/a"), p.URL("/api/x"))
 	time.Sleep(60 * time.Second)
 	api.status.Store(502)
 	time.Sleep(3 * time.Second)
