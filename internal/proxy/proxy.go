@@ -30,6 +30,11 @@ type Result struct {
 	Target *upstream.Target
 	Pool   *upstream.Pool // the pool forwarded to (a split route picks one)
 	Status int
+	// UpstreamLatency is from the last attempt's start to its response
+	// head (or its failure).
+	UpstreamLatency time.Duration
+	// Attempts is how many targets were tried (1 + retries).
+	Attempts int
 }
 
 // expectContinueWait is how long a backend may take to answer
@@ -95,30 +100,28 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 	obs, _ := policy.(upstream.Observer)
 	for n := 1; ; n++ {
 		res.Target = t
+		res.Attempts = n
 		if n <= len(tried) {
 			tried[n-1] = t
 		}
 		t.InFlight.Add(1)
-		var began time.Duration
-		if obs != nil || pool.Stats != nil {
-			began = monoNow()
-		}
+		began := monoNow()
 		var a attempt
 		if t.RoundTripper != nil {
 			a = f.tryRT(ctx, req, r, pool, t, st, trusted)
 		} else {
 			a = f.try(ctx, req, w, r, pool, t, st, trusted)
 		}
-		if obs != nil || pool.Stats != nil {
-			rtt := monoNow() - began
-			if obs != nil {
-				// A 5xx is a real answer with a real latency; passive
-				// health judges 5xx.
-				obs.Observe(t, rtt, a.err == nil)
-			}
-			if pool.Stats != nil && a.err == nil {
-				pool.Stats.ObserveAttempt(t, rtt)
-			}
+		// The response head is in, or the attempt failed.
+		rtt := monoNow() - began
+		res.UpstreamLatency = rtt
+		if obs != nil {
+			// A 5xx is a real answer with a real latency; passive health
+			// judges 5xx.
+			obs.Observe(t, rtt, a.err == nil)
+		}
+		if pool.Stats != nil && a.err == nil {
+			pool.Stats.ObserveAttempt(t, rtt)
 		}
 		failed := a.err != nil || a.status() >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
