@@ -276,14 +276,15 @@ sites: [{routes: [{upstream: app}]}]
 func TestMetricsEndpoint(t *testing.T) {
 	var hits atomic.Int64
 	be := adminCountingBackend(t, "x", &hits, nil)
+	logFile := filepath.Join(t.TempDir(), "access.log")
 	tmpl := `listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
-access_log: {enabled: false}
+access_log: {output: %q}
 metrics: {enabled: %v}
 upstreams: {app: {targets: [%q]}}
 sites: [{hosts: [shop.example], routes: [{upstream: app}]}]
 `
-	srv, proxyAddr, admin := startAdminTest(t, fmt.Sprintf(tmpl, true, be.URL), factories)
+	srv, proxyAddr, admin := startAdminTest(t, fmt.Sprintf(tmpl, logFile, true, be.URL), factories)
 	for range 3 {
 		adminCall(t, "GET", "http://"+proxyAddr+"/some/path?q=1", "Host", "shop.example")
 	}
@@ -301,6 +302,7 @@ sites: [{hosts: [shop.example], routes: [{upstream: app}]}]
 		`gatehouse_listener_connections{listener="127.0.0.1:0"}`,
 		`gatehouse_config_reloads_total{result="success"} 0`,
 		`gatehouse_config_last_reload_successful 1`,
+		`gatehouse_access_log_dropped_total 0`,
 		`go_goroutines`, `process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(body, want) {
@@ -312,7 +314,7 @@ sites: [{hosts: [shop.example], routes: [{upstream: app}]}]
 	}
 	// Off: requests are not counted; the scrape-time metrics remain.
 	srv.Loader = func() (*config.Config, error) {
-		return config.Parse("c.yaml", []byte(fmt.Sprintf(tmpl, false, be.URL)))
+		return config.Parse("c.yaml", []byte(fmt.Sprintf(tmpl, logFile, false, be.URL)))
 	}
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)

@@ -160,13 +160,15 @@ var (
 		"1 when the last reload succeeded (or none was tried), 0 when it was rejected.", nil, nil)
 	lastReloadTimeDesc = prometheus.NewDesc("gatehouse_config_last_reload_success_timestamp_seconds",
 		"Unix time the running configuration was loaded.", nil, nil)
+	logDroppedDesc = prometheus.NewDesc("gatehouse_access_log_dropped_total",
+		"Access log lines lost to a full queue (since the log was last opened with new settings).", nil, nil)
 	infoDesc = prometheus.NewDesc("gatehouse_build_info",
 		"Always 1; the labels say which gatehouse runs and with which configuration.", []string{"version", "config_hash"}, nil)
 )
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{connsDesc, targetUpDesc, targetStateDesc, targetInFlightDesc, checksDesc,
-		reloadsDesc, lastReloadOKDesc, lastReloadTimeDesc, infoDesc} {
+		reloadsDesc, lastReloadOKDesc, lastReloadTimeDesc, logDroppedDesc, infoDesc} {
 		ch <- d
 	}
 }
@@ -215,5 +217,8 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(lastReloadOKDesc, prometheus.GaugeValue, ok)
 	ch <- prometheus.MustNewConstMetric(lastReloadTimeDesc, prometheus.GaugeValue, float64(s.loadedAt.Load())/1e9)
+	if al := s.accessLog.Load(); al != nil {
+		ch <- prometheus.MustNewConstMetric(logDroppedDesc, prometheus.CounterValue, float64(al.Dropped()))
+	}
 	ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, Version, snap.Config.Hash)
 }
