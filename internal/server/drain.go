@@ -39,6 +39,19 @@ func (d *drainSet) apply(snap *Snapshot) {
 	}
 }
 
+// mark drains a backend just made for a discovered address when that
+// address was drained (nil d: no drains kept, as in tests).
+func (d *drainSet) mark(pool string, be *upstream.Backend) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.set[drainKey{pool, be.Addr}] {
+		be.SetDrained(true)
+	}
+}
+
 // setDrained drains (or enables) the targets of pool p with address addr;
 // it reports how many there were.
 func (d *drainSet) setDrained(pool string, p *upstream.Pool, addr string, on bool) int {

@@ -119,7 +119,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	startHealthChecks(s.snap.Load(), nil, s.log)
-	s.resolvers = startResolvers(s.snap.Load(), nil, s.Resolver, s.log)
+	s.resolvers = startResolvers(s.snap.Load(), nil, s.Resolver, s.log, s.drains)
 	s.monitor.start()
 	return nil
 }
@@ -173,7 +173,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	// resolvers hand their backends over.
 	s.monitor.instrument(snap)
 	seeds := stopResolvers(s.resolvers)
-	s.resolvers = startResolvers(snap, seeds, s.Resolver, s.log)
+	s.resolvers = startResolvers(snap, seeds, s.Resolver, s.log, s.drains)
 	releaseBackends(seeds) // pools that no longer have discovered targets
 	s.drains.apply(snap)
 	old := s.backends

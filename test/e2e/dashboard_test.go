@@ -93,7 +93,7 @@ upstreams:
     targets: [%s]
     health:
       active: {path: /healthz, interval: %s, timeout: 800ms, fall: 1, rise: 1}
-      passive: {max_fails: 50, window: 10s, eject: 5s}
+      passive: {max_fails: 1000, window: 10s, eject: 5s}
 sites:
   - hosts: ["*"]
     routes:
