@@ -69,7 +69,7 @@ func (m *monitor) instrument(snap *Snapshot) {
 	}
 	for name, p := range snap.Pools {
 		retries, latency := m.requests.Pool(name)
-		p.Stats = &upstream.Stats{Retries: retries, TargetLatency: func(addr string) upstream.ValueObserver { return latency(addr) }}
+		p.Stats = &upstream.Stats{Retries: retries, TargetLatency: func(addr string) upstream.DurationObserver { return latency(addr) }}
 	}
 	snap.routeMetrics = make([][]*metrics.Route, len(cfg.Sites))
 	for si := range cfg.Sites {

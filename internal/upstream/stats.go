@@ -2,8 +2,8 @@ package upstream
 
 import "time"
 
-// ValueObserver takes one measurement (prometheus.Observer satisfies it).
-type ValueObserver interface{ Observe(float64) }
+// DurationObserver takes one measured duration.
+type DurationObserver interface{ ObserveDuration(time.Duration) }
 
 // Counter counts events (prometheus.Counter satisfies it).
 type Counter interface{ Inc() }
@@ -16,10 +16,10 @@ type Stats struct {
 	Retries Counter
 	// TargetLatency makes the observer of one target's attempt latencies
 	// (seconds to the response head), by target address.
-	TargetLatency func(addr string) ValueObserver
+	TargetLatency func(addr string) DurationObserver
 }
 
-type observerRef struct{ ValueObserver }
+type observerRef struct{ DurationObserver }
 
 // ObserveAttempt records the time a target took to send a response head.
 func (s *Stats) ObserveAttempt(t *Target, d time.Duration) {
@@ -30,5 +30,5 @@ func (s *Stats) ObserveAttempt(t *Target, d time.Duration) {
 		o = &observerRef{s.TargetLatency(t.Addr)}
 		t.latency.Store(o)
 	}
-	o.Observe(d.Seconds())
+	o.ObserveDuration(d)
 }

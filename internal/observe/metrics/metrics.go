@@ -56,25 +56,13 @@ func classIndex(status int) int {
 	return 0
 }
 
-// DurationBuckets are the classic buckets of the latency histograms (for
-// scrapers without native histograms), in seconds: fine at the low end,
-// where a proxy on a fast network lives.
-var DurationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
-
-// nativeFactor is the growth factor of the native histograms' buckets
-// (schema 3: 2^(1/8), about 9% per bucket). No bucket limit is set: latency
-// values span at most a few hundred buckets of this schema, and without a
-// limit the schema never changes, which keeps the dashboard's per-second
-// differences simple.
-const nativeFactor = 1.1
-
 // Requests holds the per-request metric families of one server.
 type Requests struct {
 	requests *prometheus.CounterVec   // site, route, upstream, method, code
-	duration *prometheus.HistogramVec // site, route
+	duration *histVec                 // site, route
 	bytesIn  *prometheus.CounterVec   // site, route
 	bytesOut *prometheus.CounterVec   // site, route
-	upstream *prometheus.HistogramVec // upstream, target
+	upstream *histVec                 // upstream, target
 	retries  *prometheus.CounterVec   // upstream
 	// Errors keeps the latest failed exchanges for the dashboard.
 	Errors *ErrorRing
@@ -82,20 +70,12 @@ type Requests struct {
 
 // NewRequests creates the families and registers them on reg.
 func NewRequests(reg prometheus.Registerer) *Requests {
-	hist := func(name, help string, labels ...string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:                        name,
-			Help:                        help,
-			Buckets:                     DurationBuckets,
-			NativeHistogramBucketFactor: nativeFactor,
-		}, labels)
-	}
 	m := &Requests{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_requests_total",
 			Help: "Requests answered, by site, route, upstream pool (\"\" when none was used), method and status class.",
 		}, []string{"site", "route", "upstream", "method", "code"}),
-		duration: hist("gatehouse_request_duration_seconds",
+		duration: newHistVec("gatehouse_request_duration_seconds",
 			"Time from the request head to the end of the response, by site and route.", "site", "route"),
 		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_request_body_bytes_total",
@@ -105,7 +85,7 @@ func NewRequests(reg prometheus.Registerer) *Requests {
 			Name: "gatehouse_response_body_bytes_total",
 			Help: "Response body bytes sent to clients, by site and route.",
 		}, []string{"site", "route"}),
-		upstream: hist("gatehouse_upstream_response_seconds",
+		upstream: newHistVec("gatehouse_upstream_response_seconds",
 			"Time from sending a request to a target to its response head, per attempt, by upstream pool and target.", "upstream", "target"),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_retries_total",
@@ -121,7 +101,7 @@ func NewRequests(reg prometheus.Registerer) *Requests {
 // route matched), built with a configuration snapshot.
 type Route struct {
 	site, name string
-	duration   prometheus.Observer
+	duration   *histSeries
 	bytesIn    prometheus.Counter
 	bytesOut   prometheus.Counter
 	// pools[0] counts answers that used no upstream (filters, respond,
@@ -146,7 +126,7 @@ func (m *Requests) Route(site, name string, pools []string) *Route {
 	r := &Route{
 		site:     site,
 		name:     name,
-		duration: m.duration.WithLabelValues(site, name),
+		duration: m.duration.with(site, name),
 		bytesIn:  m.bytesIn.WithLabelValues(site, name),
 		bytesOut: m.bytesOut.WithLabelValues(site, name),
 		pools:    make([]poolSeries, 1+len(pools)),
@@ -160,9 +140,8 @@ func (m *Requests) Route(site, name string, pools []string) *Route {
 }
 
 // Pool returns the observers of one upstream pool's attempts.
-func (m *Requests) Pool(name string) (retries prometheus.Counter, targetLatency func(addr string) prometheus.Observer) {
-	vec := m.upstream.MustCurryWith(prometheus.Labels{"upstream": name})
-	return m.retries.WithLabelValues(name), func(addr string) prometheus.Observer { return vec.WithLabelValues(addr) }
+func (m *Requests) Pool(name string) (retries prometheus.Counter, targetLatency func(addr string) *histSeries) {
+	return m.retries.WithLabelValues(name), func(addr string) *histSeries { return m.upstream.with(name, addr) }
 }
 
 // Exchange is what Observe needs to know of one finished exchange.
@@ -198,7 +177,7 @@ func (r *Route) Observe(x *Exchange) {
 		ps.counts[mi][ci].Store(c)
 	}
 	c.Inc()
-	r.duration.Observe(x.Duration.Seconds())
+	r.duration.ObserveDuration(x.Duration)
 	if x.BytesIn > 0 {
 		r.bytesIn.Add(float64(x.BytesIn))
 	}

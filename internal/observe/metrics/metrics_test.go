@@ -107,7 +107,7 @@ func TestSamplerPerSecond(t *testing.T) {
 			x.Status, x.Duration = 503, 100*time.Millisecond
 		}
 		r.Observe(x)
-		latency("10.0.0.1:80").Observe(0.002)
+		latency("10.0.0.1:80").ObserveDuration(2 * time.Millisecond)
 	}
 	s.Tick(t0.Add(time.Second))
 	// Second 2: nothing.
