@@ -20,7 +20,7 @@ import (
 // the native buckets, so both views are exact.
 const (
 	schema  = 3
-	perOct  = 1 << schema // buckets per doubling
+	perOct  = 1 << schema  // buckets per doubling
 	minKey  = -20 * perOct // 2^-20 s (about 1µs) and below: the zero bucket
 	maxKey  = 14 * perOct  // 2^14 s (4.5 hours); longer counts in the last bucket
 	nBucket = maxKey - minKey + 1

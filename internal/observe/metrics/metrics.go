@@ -58,12 +58,12 @@ func classIndex(status int) int {
 
 // Requests holds the per-request metric families of one server.
 type Requests struct {
-	requests *prometheus.CounterVec   // site, route, upstream, method, code
-	duration *histVec                 // site, route
-	bytesIn  *prometheus.CounterVec   // site, route
-	bytesOut *prometheus.CounterVec   // site, route
-	upstream *histVec                 // upstream, target
-	retries  *prometheus.CounterVec   // upstream
+	requests *prometheus.CounterVec // site, route, upstream, method, code
+	duration *histVec               // site, route
+	bytesIn  *prometheus.CounterVec // site, route
+	bytesOut *prometheus.CounterVec // site, route
+	upstream *histVec               // upstream, target
+	retries  *prometheus.CounterVec // upstream
 	// Errors keeps the latest failed exchanges for the dashboard.
 	Errors *ErrorRing
 }
