@@ -16,7 +16,9 @@
 #   WARMUP       wrk duration of the one warm-up run per proxy    [2s]
 #   SIZES        scenarios to run, in order                       ["small large"]
 #   PROXIES      proxies to run, in order                         ["gatehouse nginx haproxy caddy"]
-#                add "direct" to also load the backend without any proxy, and
+#                add "direct" to also load the backend without any proxy,
+#                "gatehouse-nometrics" for gatehouse with per-request metrics
+#                off (--metrics=false), to measure what the metrics cost, and
 #                gatehouse with one protection on its route (compare with
 #                "gatehouse" for the cost of the protection):
 #                  gh_rl       rate_limit, local store, one client at a rate it
@@ -201,7 +203,7 @@ command -v go >/dev/null || die "go is not installed"
 ACTIVE=()
 for p in $PROXIES; do
 	case "$p" in
-	gatehouse | direct | gh_rl | gh_ipf) ACTIVE+=("$p") ;;
+	gatehouse | gatehouse-nometrics | direct | gh_rl | gh_ipf) ACTIVE+=("$p") ;;
 	gh_rlredis)
 		have redis-server || die "gh_rlredis needs redis-server (apt-get install redis-server)"
 		ACTIVE+=("$p")
@@ -321,11 +323,15 @@ sites:
 EOF
 		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.conf" >"$TMP/$name.log" 2>&1 &
 	else
-		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" \
+		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" "${@:4}" \
 			>"$TMP/$name.log" 2>&1 &
 	fi
 	track "$name" $!
 }
+
+# gatehouse-nometrics: the same binary without per-request metrics.
+build_gatehouse-nometrics() { build_gatehouse; }
+start_gatehouse-nometrics() { start_gatehouse "$@" --metrics=false; }
 
 # The gh_* variants: gatehouse run -c with one middleware on the route, so
 # that the difference with "gatehouse" is the cost of that protection.
