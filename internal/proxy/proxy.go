@@ -390,6 +390,15 @@ func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *r
 		return
 	}
 	body := cc.Body()
+	if resp.ContentLength != 0 && cc.BufferedReader().Buffered() == 0 && !isHeadReq(req) {
+		// None of the body has come yet and the next read waits on the
+		// backend: the head goes out now, so that a client of a long poll
+		// or an event stream that starts quiet sees the answer begin.
+		if w.Flush() != nil {
+			cc.Close()
+			return
+		}
+	}
 	if body.CanSplice(spliceMin) {
 		if rf, ok := w.(io.ReaderFrom); ok {
 			if _, err := body.SpliceTo(w, rf); err != nil {
@@ -480,3 +489,5 @@ func statusForError(err error) int {
 		return 502
 	}
 }
+
+func isHeadReq(req *exchange.Request) bool { return string(req.Method) == "HEAD" }

@@ -299,3 +299,33 @@ func TestLargeBodiesFlatMemory(t *testing.T) {
 		t.Errorf("peak RSS grew by %d MiB while streaming %d MiB bodies; want < 64 MiB (flat memory)", (after-before)>>20, size>>20)
 	}
 }
+
+// TestHeadBeforeQuietBody: a backend that sends its response head and then
+// waits (a long poll, an event stream with nothing to say yet) must have
+// that head reach the client at once, not when the first body byte comes.
+func TestHeadBeforeQuietBody(t *testing.T) {
+	release := make(chan struct{})
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "data: late\n\n")
+	}))
+	defer be.Close()
+	defer close(release)
+	gh := startGatehouse(t, oneUpstream("", be.URL))
+	c := newClient(t)
+	start := time.Now()
+	resp, err := c.Get(gh.URL("/quiet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if d := time.Since(start); resp.StatusCode != 200 || d > 3*time.Second {
+		t.Fatalf("head arrived after %v (status %d): want it before any body byte", d, resp.StatusCode)
+	}
+}
