@@ -55,6 +55,7 @@ func applyDefaults(c *Config, pos Positions) {
 	def("limits.max_header_bytes", func() { c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes })
 	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
 	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })
+	applyTLSDefaults(c, pos)
 	if r := c.Cluster.Redis; r != nil {
 		def("cluster.redis.dial_timeout", func() { r.DialTimeout = time.Second })
 		def("cluster.redis.timeout", func() { r.Timeout = 100 * time.Millisecond })

@@ -40,6 +40,8 @@ type Server struct {
 	startedAt    time.Time
 	shuttingDown bool
 	env          *buildEnv
+	acme         atomic.Pointer[acmeRegistry] // listeners obtaining certificates by ACME
+	acmeMu       sync.Mutex
 	// Metrics is the registry the admin listener's /metrics serves.
 	Metrics *prometheus.Registry
 }

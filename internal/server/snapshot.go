@@ -28,6 +28,8 @@ type Snapshot struct {
 	Chains [][]filter.Handler
 	// Filters is what the filters keep across reloads.
 	Filters *filter.State
+	// SubjectHeaders carry verified client certificate subjects (mTLS).
+	SubjectHeaders [][]byte
 }
 
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
@@ -60,7 +62,8 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 			MaxBodyBytes:      int64(cfg.Limits.MaxBodyBytes),
 			BodyReadTimeout:   cfg.Limits.BodyReadTimeout,
 		},
-		Filters: filter.NewState(prevFilters),
+		Filters:        filter.NewState(prevFilters),
+		SubjectHeaders: subjectHeaders(cfg),
 	}
 	final := func(r *route.Route) filter.Handler { return &finalHandler{snap: s, r: r} }
 	if s.Chains, err = buildChains(cfg, rt, final, env, s.Filters); err != nil {
