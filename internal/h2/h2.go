@@ -58,6 +58,9 @@ func NewWithLimits(handler h1.Handler, tls bool, l Limits) *Server {
 	s := &Server{handler: handler, tls: tls, h2: &http2.Server{
 		IdleTimeout:          l.IdleTimeout,
 		MaxConcurrentStreams: l.MaxConcurrentStreams,
+		// The protocol's default (x/net would advertise 1MiB): no client
+		// needs bigger frames, and a frame is buffered whole before use.
+		MaxReadFrameSize: 16 << 10,
 	}}
 	s.base = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes}
 	http2.ConfigureServer(s.base, s.h2)
