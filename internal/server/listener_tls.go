@@ -33,9 +33,6 @@ type tlsServing struct {
 	subjectHeader    []byte
 }
 
-// tlsTiming is the background timing of certificate managers (tests shorten it).
-var tlsTiming tlsconf.Timing
-
 // updateTLS brings the listener's TLS side in line with lc: started,
 // updated or stopped. A failure leaves the running TLS side as it was.
 func (l *listener) updateTLS(s *Server, lc config.Listener, cfg *config.Config) error {
@@ -56,7 +53,7 @@ func (l *listener) updateTLS(s *Server, lc config.Listener, cfg *config.Config) 
 		mgr = cur.mgr
 		err = mgr.Update(settings)
 	} else {
-		mgr, err = tlsconf.New(settings, s.log.With("listener", lc.Addr), tlsTiming)
+		mgr, err = tlsconf.New(settings, s.log.With("listener", lc.Addr), s.TLSTiming)
 	}
 	if err != nil {
 		return err
