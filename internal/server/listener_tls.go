@@ -31,6 +31,15 @@ type tlsServing struct {
 	h3               *h3.Server // nil unless protocols has h3
 	handshakeTimeout time.Duration
 	subjectHeader    []byte
+	h2Key            h2Key // what h2 was built with
+}
+
+// h2Key is what the HTTP/2 server is built from: while it stays the same a
+// reload keeps the server, and its connections are not sent GOAWAY.
+type h2Key struct {
+	idle    time.Duration
+	maxHead int
+	altSvc  string
 }
 
 // updateTLS brings the listener's TLS side in line with lc: started,
@@ -70,7 +79,16 @@ func (l *listener) updateTLS(s *Server, lc config.Listener, cfg *config.Config) 
 		handler = &altSvcHandler{next: s, value: []byte(`h3=":` + port + `"; ma=86400`)}
 	}
 	ts.h1 = &h1.Server{Handler: handler, Limits: snapLimits, Log: s.log, TLS: true}
-	ts.h2 = h2.NewWithLimits(handler, true, h2.Limits{IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes)})
+	altSvc := ""
+	if a, ok := handler.(*altSvcHandler); ok {
+		altSvc = string(a.value)
+	}
+	ts.h2Key = h2Key{lim.IdleTimeout, int(lim.MaxHeaderBytes), altSvc}
+	if cur != nil && cur.h2Key == ts.h2Key {
+		ts.h2 = cur.h2
+	} else {
+		ts.h2 = h2.NewWithLimits(handler, true, h2.Limits{IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes)})
+	}
 	switch {
 	case wantH3 && cur != nil && cur.h3 != nil:
 		ts.h3 = cur.h3 // the socket stays; its handler is the server itself
@@ -88,9 +106,13 @@ func (l *listener) updateTLS(s *Server, lc config.Listener, cfg *config.Config) 
 	}
 	l.tls.Store(ts)
 	s.setACME(mgr, mgr.HasACME())
-	if cur != nil {
+	switch {
+	case cur == nil:
+	case cur.h2 != ts.h2:
 		// Connections already on the old HTTP/2 server finish there.
 		go cur.close(context.Background(), false)
+	case cur.h3 != nil:
+		go cur.h3.Shutdown(context.Background())
 	}
 	return nil
 }
