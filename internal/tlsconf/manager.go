@@ -93,7 +93,8 @@ func New(s Settings, log *slog.Logger, timing Timing) (*Manager, error) {
 	m := &Manager{log: log, timing: timing, http: &http.Client{Timeout: timing.OCSPTimeout}}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	m.base = &tls.Config{GetConfigForClient: m.configForClient}
-	m.tickets.rotate(m.base)
+	m.tickets.rotate()
+	m.base.SetSessionTicketKeys(m.tickets.keys)
 	m.wg.Add(1)
 	go m.rotateTickets()
 	if err := m.Update(s); err != nil {
@@ -175,6 +176,9 @@ func (m *Manager) build(s Settings, acme *acmeSource) *tls.Config {
 	if acme != nil && acme.tlsALPN {
 		c.NextProtos = append(c.NextProtos, acmeTLSALPN)
 	}
+	// Set on the config handed out, not only on base: HTTP/3 (quic-go)
+	// clones base once, and would otherwise keep its first keys forever.
+	c.SetSessionTicketKeys(m.tickets.keys)
 	if ca := s.TLS.ClientAuth; ca != nil {
 		c.ClientCAs = ca.ClientCAs
 		c.ClientAuth = tls.RequireAndVerifyClientCert
@@ -228,6 +232,17 @@ func (s *certSet) find(leaf []byte) *entry {
 	return nil
 }
 
+// rotateNow makes a new ticket key and sets the keys on the configs in use.
+func (m *Manager) rotateNow() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tickets.rotate()
+	m.base.SetSessionTicketKeys(m.tickets.keys)
+	if c := m.cur.Load(); c != nil {
+		c.SetSessionTicketKeys(m.tickets.keys)
+	}
+}
+
 func (m *Manager) rotateTickets() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.timing.TicketRotation)
@@ -237,7 +252,7 @@ func (m *Manager) rotateTickets() {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
-			m.tickets.rotate(m.base)
+			m.rotateNow()
 		}
 	}
 }

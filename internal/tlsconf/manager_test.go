@@ -282,13 +282,13 @@ func TestSessionTickets(t *testing.T) {
 		if err := m.Update(s); err != nil {
 			t.Fatal(err)
 		}
-		m.tickets.rotate(m.base)
-		m.tickets.rotate(m.base)
+		m.rotateNow()
+		m.rotateNow()
 		if !resumed() {
 			t.Fatalf("version %x: no resumption after a reload and two rotations", v)
 		}
 		for range keptTicketKeys {
-			m.tickets.rotate(m.base)
+			m.rotateNow()
 		}
 		if resumed() {
 			t.Fatalf("version %x: resumed with a ticket whose key was rotated out", v)

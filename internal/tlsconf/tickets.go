@@ -2,7 +2,6 @@ package tlsconf
 
 import (
 	"crypto/rand"
-	"crypto/tls"
 )
 
 // keptTicketKeys is how many session ticket keys are accepted: the current
@@ -10,20 +9,19 @@ import (
 // ticket issued just before a rotation still resumes.
 const keptTicketKeys = 3
 
-// ticketKeys rotates the session ticket keys of a tls.Config. Go rotates
+// ticketKeys are the session ticket keys of a listener. Go rotates
 // keys by itself too, but keeps each for a week; rotating every 12 hours
 // bounds what a stolen key decrypts (forward secrecy of resumed sessions).
 type ticketKeys struct {
 	keys [][32]byte
 }
 
-// rotate makes a new current key and sets the keys on c.
-func (t *ticketKeys) rotate(c *tls.Config) {
+// rotate makes a new current key, keeping the previous ones.
+func (t *ticketKeys) rotate() {
 	var k [32]byte
 	rand.Read(k[:])
 	t.keys = append([][32]byte{k}, t.keys...)
 	if len(t.keys) > keptTicketKeys {
 		t.keys = t.keys[:keptTicketKeys]
 	}
-	c.SetSessionTicketKeys(t.keys)
 }
