@@ -55,7 +55,7 @@ upstreams:
 sites: [{routes: [{upstream: app}]}]
 `, f.cert(t, "a", "a.test"), echoBackend(t, "app").URL))
 	report := filepath.Join(t.TempDir(), "h2spec.xml")
-	cmd := exec.Command(bin, "-h", "127.0.0.1", "-p", port(gh.Addr()), "-t", "-k", "-o", "2", "-j", report)
+	cmd := exec.Command(bin, "-h", "127.0.0.1", "-p", port(gh.Addr()), "-t", "-k", "-o", "5", "-j", report)
 	out, _ := cmd.CombinedOutput() // exits 1 when any case fails
 	m := regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed`).FindSubmatch(out)
 	if m == nil {

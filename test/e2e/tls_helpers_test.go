@@ -81,3 +81,14 @@ func (f *tlsFixture) servedCN(t *testing.T, addr, sni string) string {
 func indent(s string, n int) string {
 	return strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
 }
+
+// waitListening waits until addr accepts TCP: startGatehouse waits for
+// {{LISTEN}} only, and the other listeners open right after it.
+func waitListening(t *testing.T, addrs ...string) {
+	t.Helper()
+	for _, addr := range addrs {
+		if !waitFor(5*time.Second, func() bool { return ready(addr, "") }) {
+			t.Fatalf("%s not listening", addr)
+		}
+	}
+}

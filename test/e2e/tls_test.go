@@ -148,6 +148,7 @@ upstreams:
 sites:
   - routes: [{upstream: app}]
 `, f.cert(t, "a", "a.test"), caFile, f.cert(t, "b", "a.test"), caFile, be.URL))
+	waitListening(t, gh.Port("OPTIONAL"), gh.Port("PLAIN"))
 	get := func(c *http.Client, url string) (seen, error) {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set("X-Client-Subject", "CN=forged")
@@ -211,6 +212,7 @@ sites:
   - hosts: [plain.test]
     routes: [{respond: {body: "plain\n"}}]
 `, f.cert(t, "a", "a.test")))
+	waitListening(t, gh.Port("PLAIN"))
 	c := newClient(t)
 	resp, _ := do(t, c, "POST", "http://"+gh.Port("PLAIN")+"/p/a?x=1&y", "a.test", strings.NewReader("body"))
 	if want := "https://a.test:" + port(gh.Addr()) + "/p/a?x=1&y"; resp.StatusCode != 308 || resp.Header.Get("Location") != want {
