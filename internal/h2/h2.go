@@ -113,6 +113,7 @@ func ServeHTTP(handler h1.Handler, w http.ResponseWriter, r *http.Request, info 
 		Method:        []byte(r.Method),
 		Host:          []byte(r.Host),
 		ProtoMinor:    1,
+		HTTP2:         true,
 		ContentLength: r.ContentLength,
 		Body:          r.Body,
 		TLS:           info != nil,

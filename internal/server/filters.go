@@ -12,13 +12,18 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
-var factories = map[string]filter.Factory{}
+var factories = map[string]filter.Factory{
+	"rate_limit": ratelimit.New,
+	"ip_filter":  ipfilter.New,
+}
 
 // buildEnv is what a snapshot build needs from the server.
 type buildEnv struct {

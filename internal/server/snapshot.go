@@ -30,6 +30,14 @@ type Snapshot struct {
 	Filters *filter.State
 	// SubjectHeaders carry verified client certificate subjects (mTLS).
 	SubjectHeaders [][]byte
+	// RequestID is the request_id setting; Header is nil when it is off.
+	RequestID requestIDSetting
+}
+
+type requestIDSetting struct {
+	Header []byte
+	Name   string // Header as a string, for lookups that must not convert
+	Trust  bool
 }
 
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
@@ -64,6 +72,9 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 		},
 		Filters:        filter.NewState(prevFilters),
 		SubjectHeaders: subjectHeaders(cfg),
+	}
+	if cfg.RequestID.Enabled {
+		s.RequestID = requestIDSetting{Header: []byte(cfg.RequestID.Header), Name: cfg.RequestID.Header, Trust: cfg.RequestID.TrustIncoming}
 	}
 	final := func(r *route.Route) filter.Handler { return &finalHandler{snap: s, r: r} }
 	if s.Chains, err = buildChains(cfg, rt, final, env, s.Filters); err != nil {
