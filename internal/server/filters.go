@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
@@ -23,6 +24,7 @@ import (
 var factories = map[string]filter.Factory{
 	"rate_limit": ratelimit.New,
 	"ip_filter":  ipfilter.New,
+	"compress":   compress.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.
