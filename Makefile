@@ -7,7 +7,8 @@ test: deps lint
 	GATEHOUSE_E2E_RACE=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 deps:
-	@scripts/install-test-deps.sh chromium redis-server curl haproxy
+	@scripts/install-test-deps.sh chromium redis-server curl haproxy pebble nghttp2-client
+	@command -v h2spec >/dev/null || [ -x "$$($(GO) env GOPATH)/bin/h2spec" ] || $(GO) install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

@@ -61,6 +61,7 @@ func applyDefaults(c *Config, pos Positions) {
 	def("hide_response_headers", func() { c.HideResponseHeaders = DefaultHideResponseHeaders() })
 	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
 	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })
+	applyTLSDefaults(c, pos)
 	def("metrics.enabled", func() { c.Metrics.Enabled = true })
 	def("access_log.format", func() { c.AccessLog.Format = "json" })
 	def("request_id.enabled", func() { c.RequestID.Enabled = true })

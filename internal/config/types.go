@@ -80,6 +80,10 @@ type Listener struct {
 	Pos  Pos    `yaml:"-"`
 	Addr string `yaml:"addr"` // host:port, required
 	H2C  bool   `yaml:"h2c"`
+	// Protocols offered to clients: h1, h2 (TLS only, by ALPN), h3 (QUIC on
+	// the same port number, UDP). Default [h1, h2] with tls, [h1] without.
+	Protocols []string     `yaml:"protocols"`
+	TLS       *ListenerTLS `yaml:"tls"` // nil: plaintext
 
 	// MaxConnections caps the open client connections; at the cap the
 	// listener stops accepting (the kernel's backlog holds new ones) and
@@ -400,10 +404,14 @@ func (t *UpstreamTLS) ClientConfig() *tls.Config {
 }
 
 type Site struct {
-	Pos        Pos          `yaml:"-"`
-	Hosts      []string     `yaml:"hosts"` // default ["*"]
-	Middleware []Middleware `yaml:"middleware"`
-	Routes     []Route      `yaml:"routes"`
+	Pos   Pos      `yaml:"-"`
+	Hosts []string `yaml:"hosts"` // default ["*"]
+	// HTTPSRedirect answers plain-HTTP requests with 308 to https (ACME
+	// HTTP-01 challenge paths excepted).
+	HTTPSRedirect bool         `yaml:"https_redirect"`
+	HSTS          *HSTS        `yaml:"hsts"` // Strict-Transport-Security on HTTPS responses
+	Middleware    []Middleware `yaml:"middleware"`
+	Routes        []Route      `yaml:"routes"`
 }
 
 type Route struct {

@@ -24,6 +24,7 @@ type validator struct {
 func validate(file string, c *Config, pos Positions, bad map[string]bool) Errors {
 	v := &validator{file: file, cfg: c, pos: pos, bad: bad}
 	v.listeners()
+	v.listenersTLS()
 	v.global()
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
 		v.upstream(name, c.Upstreams[name])

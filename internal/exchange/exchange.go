@@ -32,11 +32,14 @@ type Request struct {
 	// Chunked is true when the body came with Transfer-Encoding: chunked.
 	Chunked bool
 	// Trailers are filled in by the engine once Body has returned io.EOF.
-	Trailers   *Headers
-	Expect100  bool   // Expect: 100-continue
-	Upgrade    []byte // Upgrade header value when Connection: upgrade asks for it
-	Close      bool   // the client asked to close (or HTTP/1.0 without keep-alive)
-	TLS        bool
+	Trailers  *Headers
+	Expect100 bool   // Expect: 100-continue
+	Upgrade   []byte // Upgrade header value when Connection: upgrade asks for it
+	Close     bool   // the client asked to close (or HTTP/1.0 without keep-alive)
+	TLS       bool
+	// TLSInfo describes the TLS connection (nil for plaintext); the engine
+	// builds it once per connection.
+	TLSInfo    *TLSInfo
 	RemoteAddr netip.AddrPort
 	LocalAddr  netip.AddrPort
 

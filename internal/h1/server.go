@@ -67,6 +67,7 @@ type conn struct {
 	tcp *net.TCPConn
 
 	remote, local netip.AddrPort
+	tls           *exchange.TLSInfo // nil on plaintext connections
 }
 
 var connPool = sync.Pool{New: func() any {
@@ -114,9 +115,13 @@ func (s *ConnState) Drain() bool {
 
 // ServeConn serves HTTP/1.1 on nc until the client or a limit closes it.
 // It closes nc unless the connection was handed over (upgrade, h2c).
-func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
+func (s *Server) ServeConn(nc net.Conn, st *ConnState) { s.ServeTLSConn(nc, st, nil) }
+
+// ServeTLSConn is ServeConn for a connection whose TLS handshake is done;
+// its requests carry info.
+func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo) {
 	c := connPool.Get().(*conn)
-	c.srv, c.nc = s, nc
+	c.srv, c.nc, c.tls = s, nc, info
 	c.br.Reset(nc)
 	c.bw.Reset(&c.cw)
 	c.tcp = tcpOf(nc)
@@ -132,7 +137,7 @@ func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
 		// its now, and is not recycled.
 		return
 	}
-	c.srv, c.nc, c.tcp = nil, nil, nil
+	c.srv, c.nc, c.tcp, c.tls = nil, nil, nil, nil
 	c.cw.timeout, c.cw.armed = 0, time.Time{}
 	c.br.Reset(nil)
 	c.bw.Reset(nil)
@@ -232,7 +237,7 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 // prepareBody sets the request body up, refusing one over the limit at once.
 func (c *conn) prepareBody(lim *Limits) bool {
 	r := &c.req
-	r.RemoteAddr, r.LocalAddr, r.TLS = c.remote, c.local, c.srv.TLS
+	r.RemoteAddr, r.LocalAddr, r.TLS, r.TLSInfo = c.remote, c.local, c.srv.TLS || c.tls != nil, c.tls
 	switch {
 	case r.Chunked:
 		c.body.reset(c.br, bodyChunked, 0, lim.MaxBodyBytes, lim.MaxHeaderBytes)

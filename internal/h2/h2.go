@@ -1,6 +1,7 @@
-// Package h2 serves HTTP/2 (cleartext prior knowledge now, TLS by ALPN later)
-// with golang.org/x/net/http2 and hands every stream to the same handler as
-// the HTTP/1.1 engine, through an exchange adapter.
+// Package h2 serves HTTP/2 (cleartext with prior knowledge, or over TLS
+// when ALPN chose h2) with golang.org/x/net/http2 and hands every stream to
+// the same handler as the HTTP/1.1 engine, through an exchange adapter
+// (ServeHTTP, which the HTTP/3 engine uses too).
 package h2
 
 import (
@@ -29,10 +30,50 @@ type Server struct {
 // New returns a server that sends every stream to handler; connections idle
 // for idleTimeout are closed.
 func New(handler h1.Handler, tls bool, idleTimeout time.Duration) *Server {
-	s := &Server{handler: handler, tls: tls, h2: &http2.Server{IdleTimeout: idleTimeout}}
-	s.base = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), IdleTimeout: idleTimeout}
+	return NewWithLimits(handler, tls, Limits{IdleTimeout: idleTimeout})
+}
+
+// Limits protect the server from clients that open streams without end.
+type Limits struct {
+	IdleTimeout time.Duration
+	// MaxConcurrentStreams is advertised to clients (default 250). Streams
+	// a client resets before their handler has run still count: x/net/http2
+	// queues at most 4× this many and then ends the connection with
+	// ENHANCE_YOUR_CALM (the "rapid reset" attack, CVE-2023-44487).
+	MaxConcurrentStreams uint32
+	// MaxHeaderBytes bounds a request's header block, counting every
+	// CONTINUATION frame (the CONTINUATION flood, CVE-2024-27316): past it
+	// the connection is closed without decoding more.
+	MaxHeaderBytes int
+}
+
+// DefaultMaxConcurrentStreams is the stream limit when Limits leaves it 0.
+const DefaultMaxConcurrentStreams = 250
+
+// NewWithLimits is New with explicit limits.
+func NewWithLimits(handler h1.Handler, tls bool, l Limits) *Server {
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	s := &Server{handler: handler, tls: tls, h2: &http2.Server{
+		IdleTimeout:          l.IdleTimeout,
+		MaxConcurrentStreams: l.MaxConcurrentStreams,
+		// The protocol's default (x/net would advertise 1MiB): no client
+		// needs bigger frames, and a frame is buffered whole before use.
+		MaxReadFrameSize: 16 << 10,
+	}}
+	s.base = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes}
 	http2.ConfigureServer(s.base, s.h2)
 	return s
+}
+
+// ServeTLSConn serves a TLS connection that negotiated h2; its requests
+// carry info.
+func (s *Server) ServeTLSConn(c net.Conn, info *exchange.TLSInfo) {
+	s.h2.ServeConn(c, &http2.ServeConnOpts{
+		Handler:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ServeHTTP(s.handler, w, r, info) }),
+		BaseConfig: s.base,
+	})
 }
 
 // ServeConn serves one connection whose first bytes (the client preface,
@@ -62,6 +103,16 @@ type prefixedConn struct {
 func (c *prefixedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	var info *exchange.TLSInfo
+	if s.tls && r.TLS != nil {
+		info = exchange.NewTLSInfo(*r.TLS)
+	}
+	ServeHTTP(s.handler, w, r, info)
+}
+
+// ServeHTTP hands a net/http request (HTTP/2 or HTTP/3) to handler as an
+// exchange; info describes its TLS connection (nil for cleartext).
+func ServeHTTP(handler h1.Handler, w http.ResponseWriter, r *http.Request, info *exchange.TLSInfo) {
 	req := &exchange.Request{
 		Method:        []byte(r.Method),
 		Host:          []byte(r.Host),
@@ -69,7 +120,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		HTTP2:         true,
 		ContentLength: r.ContentLength,
 		Body:          r.Body,
-		TLS:           s.tls,
+		TLS:           info != nil,
+		TLSInfo:       info,
 	}
 	if r.ContentLength < 0 {
 		req.ContentLength = -1
@@ -93,7 +145,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Trailers = &trailers
 	req.Body = &trailerBody{r: r, dst: &trailers}
 	rw := &responseWriter{w: w, req: req, body: r.Body}
-	s.handler.ServeExchange(req, rw)
+	handler.ServeExchange(req, rw)
 	if rw.aborted {
 		panic(http.ErrAbortHandler)
 	}

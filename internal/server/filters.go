@@ -44,7 +44,7 @@ func buildChains(cfg *config.Config, rt *route.Router, final func(*route.Route) 
 	siteFilters := make([][]filter.Filter, len(cfg.Sites))
 	for si := range cfg.Sites {
 		chains[si] = make([]filter.Handler, len(cfg.Sites[si].Routes))
-		siteFilters[si] = buildFilters(cfg, cfg.Sites[si].Middleware, env, state, &errs)
+		siteFilters[si] = append(siteTLSFilters(cfg, &cfg.Sites[si]), buildFilters(cfg, cfg.Sites[si].Middleware, env, state, &errs)...)
 	}
 	for _, r := range rt.Routes() {
 		rc := &cfg.Sites[r.Site].Routes[r.Index]

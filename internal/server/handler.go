@@ -14,7 +14,13 @@ import (
 // ServeExchange routes one request with the current snapshot.
 func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter) {
 	start := time.Now()
+	if len(req.Path) > 1 && req.Path[1] == '.' && s.serveACMEChallenge(req, w) {
+		return
+	}
 	snap := s.snap.Load()
+	if len(snap.SubjectHeaders) > 0 || req.TLSInfo != nil && req.TLSInfo.SubjectHeader != nil {
+		setClientSubject(req, snap.SubjectHeaders)
+	}
 	if rid := &snap.RequestID; rid.Header != nil {
 		assignRequestID(req, rid.Header, rid.Name, rid.Trust)
 	}

@@ -20,6 +20,7 @@ type listener struct {
 	ln   net.Listener
 	srv  atomic.Pointer[h1.Server]
 	h2s  atomic.Pointer[h2.Server]
+	tls  atomic.Pointer[tlsServing] // nil: plaintext
 	// guard holds the connection limits and PROXY protocol (protect.go).
 	guard   *guard
 	stopped atomic.Bool
@@ -34,15 +35,19 @@ type trackedConn struct {
 	state h1.ConnState
 }
 
-func (s *Server) newListener(lc config.Listener) (*listener, error) {
+func (s *Server) newListener(lc config.Listener, cfg *config.Config) (*listener, error) {
 	ln, err := net.Listen("tcp", lc.Addr)
 	if err != nil {
 		return nil, err
 	}
 	l := &listener{addr: lc.Addr, h2c: lc.H2C, ln: ln, conns: map[*trackedConn]struct{}{}, guard: newGuard(lc)}
 	l.setH2C(s, lc.H2C)
+	if err := l.updateTLS(s, lc, cfg); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	go l.accept(s)
-	s.log.Info("listening", "addr", ln.Addr().String(), "h2c", lc.H2C)
+	s.log.Info("listening", "addr", ln.Addr().String(), "h2c", lc.H2C, "tls", lc.TLS != nil)
 	return l, nil
 }
 
@@ -87,6 +92,10 @@ func (l *listener) accept(s *Server) {
 				return
 			}
 			defer l.guard.release(key)
+			if ts := l.tls.Load(); ts != nil {
+				ts.serve(c, &tcn.state)
+				return
+			}
 			l.srv.Load().ServeConn(c, &tcn.state)
 		}()
 	}
@@ -97,6 +106,9 @@ func (l *listener) stopAccepting() { l.stopped.Store(true); l.ln.Close() }
 // drain closes idle connections now and busy ones after their response;
 // what is still open when ctx ends is closed.
 func (l *listener) drain(ctx context.Context) {
+	if ts := l.tls.Swap(nil); ts != nil {
+		go ts.close(ctx, true)
+	}
 	if h2s := l.h2s.Load(); h2s != nil {
 		go h2s.Shutdown(ctx)
 	}
@@ -134,6 +146,9 @@ func (s *Server) openNewListeners(cfg *config.Config) error {
 	for _, lc := range cfg.Listeners {
 		if cur, ok := s.listeners[lc.Addr]; ok {
 			cur.guard.configure(lc)
+			if err := cur.updateTLS(s, lc, cfg); err != nil {
+				return err
+			}
 		}
 		if cur, ok := s.listeners[lc.Addr]; ok && cur.h2c == lc.H2C {
 			continue
@@ -143,10 +158,11 @@ func (s *Server) openNewListeners(cfg *config.Config) error {
 			cur.setH2C(s, lc.H2C)
 			continue
 		}
-		l, err := s.newListener(lc)
+		l, err := s.newListener(lc, cfg)
 		if err != nil {
 			for _, o := range opened {
 				o.stopAccepting()
+				o.closeTLS()
 			}
 			return err
 		}

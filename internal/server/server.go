@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/observe"
+	"github.com/gatehouse-proxy/gatehouse/internal/tlsconf"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,6 +30,10 @@ type Server struct {
 	// Resolver looks up dns+ and srv+ targets; nil: net.DefaultResolver.
 	// Set it before Start.
 	Resolver *net.Resolver
+	// TLSTiming paces the TLS listeners' background work (ticket rotation,
+	// OCSP, ACME renewal checks); zero values are the defaults. Set it
+	// before Start.
+	TLSTiming tlsconf.Timing
 
 	mu         sync.Mutex // serialises reloads and shutdown
 	listeners  map[string]*listener
@@ -49,6 +54,8 @@ type Server struct {
 	startedAt      time.Time
 	shuttingDown   bool
 	env            *buildEnv
+	acme           atomic.Pointer[acmeRegistry] // listeners obtaining certificates by ACME
+	acmeMu         sync.Mutex
 	// Metrics is the registry the admin listener's /metrics serves.
 	Metrics *prometheus.Registry
 }

@@ -29,6 +29,8 @@ type Snapshot struct {
 	Chains [][]filter.Handler
 	// Filters is what the filters keep across reloads.
 	Filters *filter.State
+	// SubjectHeaders carry verified client certificate subjects (mTLS).
+	SubjectHeaders [][]byte
 	// RequestID is the request_id setting; Header is nil when it is off.
 	RequestID requestIDSetting
 
@@ -78,7 +80,8 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 			MinBodyRate:       int64(cfg.Limits.MinBodyRate),
 			BodyRateWindow:    cfg.Limits.BodyRateWindow,
 		},
-		Filters: filter.NewState(prevFilters),
+		Filters:        filter.NewState(prevFilters),
+		SubjectHeaders: subjectHeaders(cfg),
 	}
 	if cfg.RequestID.Enabled {
 		s.RequestID = requestIDSetting{Header: []byte(cfg.RequestID.Header), Name: cfg.RequestID.Header, Trust: cfg.RequestID.TrustIncoming}
