@@ -82,6 +82,7 @@ func (s *Server) adminMux() *http.ServeMux {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	s.addCacheAdmin(mux)
 	return mux
 }
 
