@@ -5,8 +5,8 @@
 # Usage:  bench/compare.sh [--quick] [--install] [--help]
 #
 #   --quick     smoke test: DURATION=3s ROUNDS=1 WARMUP=1s
-#   --install   apt-get install whatever of wrk nginx-light haproxy caddy curl
-#               is missing (otherwise a missing competitor is skipped)
+#   --install   apt-get install whatever of wrk nginx-light haproxy caddy varnish
+#               curl is missing (otherwise a missing competitor is skipped)
 #
 # Environment (defaults in brackets):
 #   DURATION     wrk duration of one measured run                 [10s]
@@ -18,8 +18,14 @@
 #   PROXIES      proxies to run, in order                         ["gatehouse nginx haproxy caddy"]
 #                add "direct" to also load the backend without any proxy
 #   WORKERS      worker processes / threads given to each proxy   [nproc, i.e. 2 here]
+#   MODES        what to compare, in order                        ["proxy"]
+#                proxy: plain reverse proxying (SIZES x PROXIES)
+#                cache: cache hits of a 1 KiB and a 100 KiB object
+#                (CACHE_SIZES x CACHE_PROXIES), each proxy caching 10 min
+#   CACHE_SIZES  cache scenarios                                  ["cache_1k cache_100k"]
+#   CACHE_PROXIES  proxies for MODES=cache                        ["gatehouse nginx varnish"]
 #   GATEHOUSE_BIN  use this gatehouse binary instead of building ./cmd/gatehouse
-#   NGINX_BIN, HAPROXY_BIN, CADDY_BIN  competitor binaries  [found on PATH]
+#   NGINX_BIN, HAPROXY_BIN, CADDY_BIN, VARNISHD_BIN  competitor binaries  [found on PATH]
 #   RESULTS_DIR  if set, raw wrk outputs, results.tsv, logs and the
 #                generated proxy configs are copied here
 #
@@ -67,6 +73,9 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
 SIZES=${SIZES:-small large}
 PROXIES=${PROXIES:-gatehouse nginx haproxy caddy}
+MODES=${MODES:-proxy}
+CACHE_SIZES=${CACHE_SIZES:-cache_1k cache_100k}
+CACHE_PROXIES=${CACHE_PROXIES:-gatehouse nginx varnish}
 # Every proxy gets the same number of workers: nginx worker_processes, HAProxy
 # nbthread, and GOMAXPROCS for the Go proxies (gatehouse, Caddy). We use all
 # cores (2 on the reference machine); wrk and the backend share those cores.
@@ -148,16 +157,17 @@ track() { # track NAME PID
 
 # ------------------------------------------------------------ dependencies ---
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin # nginx and haproxy live in sbin
-declare -A PKG_OF=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [curl]=curl)
+declare -A PKG_OF=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [varnish]=varnish [curl]=curl)
 declare -A BIN_OF=([wrk]=wrk [curl]=curl
-	[nginx]=${NGINX_BIN:-nginx} [haproxy]=${HAPROXY_BIN:-haproxy} [caddy]=${CADDY_BIN:-caddy})
+	[nginx]=${NGINX_BIN:-nginx} [haproxy]=${HAPROXY_BIN:-haproxy} [caddy]=${CADDY_BIN:-caddy}
+	[varnish]=${VARNISHD_BIN:-varnishd})
 
 have() { command -v "$1" >/dev/null 2>&1; }
 binpath() { command -v "$1"; }
 
 if ((INSTALL)); then
 	missing=()
-	for tool in wrk curl nginx haproxy caddy; do
+	for tool in wrk curl nginx haproxy caddy varnish; do
 		have "${BIN_OF[$tool]}" || missing+=("${PKG_OF[$tool]}")
 	done
 	if ((${#missing[@]})); then
@@ -173,21 +183,34 @@ have wrk || die "wrk is not installed (run with --install, or apt-get install wr
 have curl || die "curl is not installed (run with --install, or apt-get install curl)"
 command -v go >/dev/null || die "go is not installed"
 
-ACTIVE=()
-for p in $PROXIES; do
-	case "$p" in
-	gatehouse | direct) ACTIVE+=("$p") ;;
-	nginx | haproxy | caddy)
-		if have "${BIN_OF[$p]}"; then
-			ACTIVE+=("$p")
-		else
-			echo "$p: not installed, skipped"
-		fi
-		;;
-	*) die "unknown proxy in PROXIES: $p" ;;
+for mode in $MODES; do
+	case "$mode" in
+	proxy | cache) ;;
+	*) die "unknown mode in MODES: $mode (proxy or cache)" ;;
 	esac
 done
-((${#ACTIVE[@]})) || die "no proxy to benchmark"
+
+# select_active LIST ALLOWED...: ACTIVE becomes the proxies of LIST that are
+# installed (each must be one of ALLOWED).
+select_active() {
+	local list=$1 p
+	shift
+	ACTIVE=()
+	for p in $list; do
+		[[ " $* " == *" $p "* ]] || die "unknown proxy: $p (this mode runs: $*)"
+		case "$p" in
+		gatehouse | direct) ACTIVE+=("$p") ;;
+		*)
+			if have "${BIN_OF[$p]}"; then
+				ACTIVE+=("$p")
+			else
+				echo "$p: not installed, skipped"
+			fi
+			;;
+		esac
+	done
+	((${#ACTIVE[@]})) || die "no proxy to benchmark"
+}
 
 # ------------------------------------------------------------------ ports ---
 declare -A USED_PORT=()
@@ -376,10 +399,93 @@ EOF
 	track "$name" $!
 }
 
+# ---------------------------------------------------------- cache proxies ---
+# start_cache_<proxy> NAME LISTEN_PORT BACKEND_PORT: the same proxy with a
+# cache in front of the backend, every 200 answer kept 10 minutes, 256 MiB
+# (nginx keeps its cache in files, as it always does; they stay in the page
+# cache).
+
+start_cache_gatehouse() {
+	local name=$1 port=$2 bport=$3 d=$TMP/cache-$1
+	mkdir -p "$d"
+	cat >"$d/gatehouse.yaml" <<EOF
+# generated by bench/compare.sh
+listeners: [{addr: "127.0.0.1:$port"}]
+access_log: {enabled: false}
+upstreams:
+  app: {targets: ["http://127.0.0.1:$bport"]}
+sites:
+  - routes:
+      - upstream: app
+        middleware: [{cache: {store: memory, max_bytes: 256MiB, default_ttl: 10m}}]
+EOF
+	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.yaml" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+start_cache_nginx() {
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 user=""
+	mkdir -p "$d"/{client_body,proxy,fastcgi,uwsgi,scgi,cache}
+	((EUID == 0)) && user="user root root;"
+	cat >"$d/nginx.conf" <<EOF
+# generated by bench/compare.sh
+$user
+daemon off;
+master_process on;
+worker_processes $WORKERS;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    proxy_cache_path $d/cache levels=1:2 keys_zone=bench:10m max_size=256m inactive=60m use_temp_path=off;
+    upstream backend {
+        server 127.0.0.1:$bport;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache bench;
+            proxy_cache_valid 200 10m;
+            proxy_cache_lock on;
+        }
+    }
+}
+EOF
+	"$(binpath "${BIN_OF[nginx]}")" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+start_cache_varnish() {
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 jail=()
+	mkdir -p "$d"
+	# As root, varnishd would switch to its own users, which cannot use our
+	# private $TMP: -j none keeps it as it is.
+	((EUID == 0)) && jail=(-j none)
+	# -F: foreground. -b: the built-in VCL in front of one backend. -t: the
+	# TTL of answers without Cache-Control (all of the backend's), 10 min.
+	"$(binpath "${BIN_OF[varnish]}")" -F "${jail[@]}" -n "$d/varnish" -a "127.0.0.1:$port" -b "127.0.0.1:$bport" \
+		-s malloc,256m -t 600 -p thread_pools="$WORKERS" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
 # -------------------------------------------------------------- scenarios ---
 # scenario_<name> sets SC_PATH, SC_LEN and SC_SCHEME.
 scenario_small() { SC_PATH=/small SC_LEN=100 SC_SCHEME=http; }
 scenario_large() { SC_PATH=/large SC_LEN=102400 SC_SCHEME=http; }
+scenario_cache_1k() { SC_PATH=/1k SC_LEN=1024 SC_SCHEME=http; }
+scenario_cache_100k() { SC_PATH=/large SC_LEN=102400 SC_SCHEME=http; }
 
 # ------------------------------------------------------------ measurement ---
 # tree_rss_kb PID: summed VmRSS (KiB) of PID and all its descendants.
@@ -572,37 +678,70 @@ run_scenario() {
 # ------------------------------------------------------------------- main ---
 declare -A PROXY_PORT=()
 
-log "temp dir $TMP; proxies: ${ACTIVE[*]}; scenarios: $SIZES"
+# start_all PREFIX: start every ACTIVE proxy with start_PREFIX<proxy>.
+start_all() {
+	local prefix=$1 name
+	for name in "${ACTIVE[@]}"; do
+		free_port
+		PROXY_PORT[$name]=$FREE_PORT
+		"start_$prefix$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
+		[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
+		wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
+		log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
+	done
+}
+
+# stop_all: stop the ACTIVE proxies (not the backend) before the next mode.
+stop_all() {
+	local name
+	for name in "${ACTIVE[@]}"; do
+		[[ "$name" == direct ]] || kill_tree "${PID_OF[$name]}"
+	done
+}
+
+ALL_SCENARIOS=""
+ALL_PROXIES=""
+if [[ " $MODES " == *" proxy "* ]]; then ALL_SCENARIOS+=" $SIZES" ALL_PROXIES+=" $PROXIES"; fi
+if [[ " $MODES " == *" cache "* ]]; then ALL_SCENARIOS+=" $CACHE_SIZES" ALL_PROXIES+=" $CACHE_PROXIES"; fi
+
+log "temp dir $TMP; modes: $MODES; scenarios:$ALL_SCENARIOS"
 # Other work on the machine shows up as noise: say so up front.
 read -r LOAD1 _ </proc/loadavg
 if awk -v l="$LOAD1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
 	echo "WARNING: load average is $LOAD1 on $(nproc) cores before starting: something else is running; results will be noisy"
 fi
-for sc in $SIZES; do
-	declare -F "scenario_$sc" >/dev/null || die "unknown scenario in SIZES: $sc"
+for sc in $ALL_SCENARIOS; do
+	declare -F "scenario_$sc" >/dev/null || die "unknown scenario: $sc"
 done
 build_backend
-for name in "${ACTIVE[@]}"; do
-	if declare -F "build_$name" >/dev/null; then "build_$name"; fi
-done
+if [[ " $ALL_PROXIES " == *" gatehouse "* ]]; then build_gatehouse; fi
 
 free_port
 BACKEND_PORT=$FREE_PORT
 start_backend "$BACKEND_PORT"
 log "backend on 127.0.0.1:$BACKEND_PORT"
 
-for name in "${ACTIVE[@]}"; do
-	free_port
-	PROXY_PORT[$name]=$FREE_PORT
-	"start_$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
-	[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
-	wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
-	log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
-done
-
 mkdir -p "$TMP/results"
 printf 'scenario\tproxy\tmedian_rps\tmedian_p99_ms\tpeak_rss_mib\tmedian_cpu_us_per_req\terrors\n' >"$TMP/results/results.tsv"
 
-for sc in $SIZES; do
-	run_scenario "$sc"
+for mode in $MODES; do
+	case "$mode" in
+	proxy)
+		select_active "$PROXIES" gatehouse nginx haproxy caddy direct
+		log "mode proxy: ${ACTIVE[*]}"
+		start_all ""
+		for sc in $SIZES; do
+			run_scenario "$sc"
+		done
+		;;
+	cache)
+		select_active "$CACHE_PROXIES" gatehouse nginx varnish direct
+		log "mode cache: ${ACTIVE[*]}"
+		start_all cache_
+		for sc in $CACHE_SIZES; do
+			run_scenario "$sc"
+		done
+		;;
+	esac
+	stop_all
 done

@@ -4,6 +4,7 @@
 //
 //	/small  100 bytes
 //	/large  100 KiB (102400 bytes)
+//	/1k     1 KiB (the cache-hit scenario of MODES=cache)
 //
 // Bodies and headers are pre-built once at start-up so the backend spends as
 // little CPU as possible per request (it shares the machine with wrk and the
@@ -59,6 +60,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/small", newFixed(100))
 	mux.Handle("/large", newFixed(100*1024))
+	mux.Handle("/1k", newFixed(1024))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	})
