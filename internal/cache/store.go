@@ -30,17 +30,25 @@ type Store struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
+
+	disk      *persister // nil for a memory store
+	closeOnce sync.Once
 }
 
 // NewMemory returns a memory store of at most maxBytes, storing objects
 // of at most maxObject bytes.
 func NewMemory(name string, maxBytes, maxObject int64) (*Store, error) {
+	return newStore(name, maxBytes, maxObject, nil)
+}
+
+func newStore(name string, maxBytes, maxObject int64, onDelete func(otter.DeletionEvent[string, *Entry])) (*Store, error) {
 	c, err := otter.New(&otter.Options[string, *Entry]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher:       func(_ string, e *Entry) uint32 { return e.weight },
 		// Maintenance (eviction) runs on the writer's goroutine: the bound
 		// holds as soon as Set returns, and no goroutine outlives the store.
-		Executor: func(fn func()) { fn() },
+		Executor:   func(fn func()) { fn() },
+		OnDeletion: onDelete,
 	})
 	if err != nil {
 		return nil, err
@@ -76,9 +84,15 @@ func (s *Store) Len() int { return s.c.EstimatedSize() }
 
 // Close ends background refreshes that have not started; the entries stay
 // readable for requests still using the store.
+// A disk store writes what is queued before Close returns.
 func (s *Store) Close() error {
-	s.cancel()
-	s.c.StopAllGoroutines()
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.c.StopAllGoroutines()
+		if s.disk != nil {
+			s.disk.close()
+		}
+	})
 	return nil
 }
 
@@ -130,19 +144,28 @@ func (s *Store) Put(e *Entry, vary []string, h exchange.Headers) bool {
 	if len(vary) == 0 {
 		e.Key = e.URL
 		e.weigh()
-		s.c.Set(e.Key, e)
+		s.set(e)
 		return true
 	}
 	marker, _ := s.c.GetIfPresent(e.URL)
 	if marker == nil || !sameNames(marker.VaryNames, vary) {
 		marker = &Entry{Key: e.URL, URL: e.URL, VaryNames: vary, varyID: s.varySeq.Add(1)}
 		marker.weigh()
-		s.c.Set(marker.Key, marker)
+		s.set(marker)
 	}
 	e.Key = string(appendVariantKey(nil, []byte(e.URL), marker, h))
 	e.weigh()
-	s.c.Set(e.Key, e)
+	s.set(e)
 	return true
+}
+
+func (s *Store) set(e *Entry) {
+	if s.disk != nil {
+		// Queued before the set: an admission refused or an eviction during
+		// Set queues the removal after the write.
+		s.disk.enqueue(diskOp{e: e})
+	}
+	s.c.Set(e.Key, e)
 }
 
 // appendVariantKey is url NUL varyID NUL then each selecting field's

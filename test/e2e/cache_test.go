@@ -211,6 +211,7 @@ func TestCacheConfigErrors(t *testing.T) {
 		{`caches: {shared: {max_bytes: 1MiB, max_object_bytes: 2MiB}}`, "caches.shared.max_object_bytes: must not exceed max_bytes"},
 		{`caches: {shared: {store: tape}}`, `caches.shared.store: "tape" is not a cache store`},
 		{`caches: {shared: {store: disk}}`, "caches.shared.path: required with store: disk"},
+		{`caches: {shared: {path: /tmp}}`, "caches.shared.path: only a disk store has a path"},
 	} {
 		p := filepath.Join(dir, "c.yaml")
 		os.WriteFile(p, []byte("listeners: [{addr: \"127.0.0.1:0\"}]\n"+c.cfg+"\nsites: [{routes: [{respond: {body: x}}]}]\n"), 0o644)
@@ -231,5 +232,30 @@ func TestCacheConfigErrors(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: exit %d, stderr %q, want %q", c.mw, code, stderr, c.want)
 		}
+	}
+}
+
+// A disk store serves after a restart what was cached before it.
+func TestCacheDiskStoreSurvivesRestart(t *testing.T) {
+	be := newCacheBackend(t, nil)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`listeners: [{addr: "{{LISTEN}}"}]
+access_log: {enabled: false}
+caches:
+  persisted: {store: disk, path: %q, max_bytes: 4MiB}
+upstreams:
+  app: {targets: ["%s"]}
+sites:
+  - routes:
+      - {upstream: app, middleware: [{cache: {use: persisted}}]}
+`, dir, be.URL)
+	gh := startGatehouse(t, cfg)
+	c := newClient(t)
+	getHost(t, c, gh, "d.test", "/kept")
+	gh.stop()
+	gh2 := startGatehouse(t, cfg)
+	resp, body := getHost(t, c, gh2, "d.test", "/kept")
+	if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "gatehouse; hit") || body != "/kept #1 user=" || be.hits("/kept") != 1 {
+		t.Fatalf("after restart: %q %q, backend asked %d times", resp.Header.Get("Cache-Status"), body, be.hits("/kept"))
 	}
 }

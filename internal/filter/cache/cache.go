@@ -65,15 +65,19 @@ func New(b *filter.Build) (filter.Filter, error) {
 			return nil, b.Errorf(pos, fields[0], "%s", msgs[0])
 		}
 	}
-	if sc.Store != config.CacheStoreMemory {
-		return nil, b.Errorf(pos, "store", "store: %s is not available in this build; use memory", sc.Store)
-	}
-	key := fmt.Sprintf("cache.store|%s|%s", sc.Store, name)
+	key := fmt.Sprintf("cache.store|%s|%s|%s", sc.Store, name, sc.Path)
 	st, err := filter.Keep(b.State, key, func() (*cache.Store, error) {
+		if sc.Store == config.CacheStoreDisk {
+			return cache.NewDisk(name, sc.Path, int64(sc.MaxBytes), int64(sc.MaxObjectBytes))
+		}
 		return cache.NewMemory(name, int64(sc.MaxBytes), int64(sc.MaxObjectBytes))
 	})
 	if err != nil {
-		return nil, err
+		field := "use"
+		if s.Use == "" {
+			field = "path"
+		}
+		return nil, b.Errorf(pos, field, "%v", err)
 	}
 	st.Resize(int64(sc.MaxBytes), int64(sc.MaxObjectBytes))
 	f := &Filter{store: st, params: cache.Params{DefaultTTL: s.DefaultTTL}}
