@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/cache"
+	cachefilter "github.com/gatehouse-proxy/gatehouse/internal/filter/cache"
 )
 
 // purgeRequest is the body of POST /api/v1/cache/purge: exactly one of
@@ -28,66 +31,69 @@ func (s *Server) addCacheAdmin(mux *http.ServeMux) {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "body must be JSON: {\"url\"|\"prefix\"|\"tags\": ..., \"cache\": NAME}"})
 			return
 		}
+		p := cache.Purge{Cache: req.Cache, Tags: req.Tags}
+		if req.URL != "" {
+			p.URLs = []string{req.URL}
+		}
+		if req.Prefix != "" {
+			p.Prefixes = []string{req.Prefix}
+		}
 		given := 0
-		for _, set := range []bool{req.URL != "", req.Prefix != "", len(req.Tags) > 0} {
+		for _, set := range []bool{len(p.URLs) > 0, len(p.Prefixes) > 0, len(p.Tags) > 0} {
 			if set {
 				given++
 			}
 		}
-		if given != 1 {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "give exactly one of url, prefix, tags"})
+		if given != 1 || slices.Contains(p.Tags, "") {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "give exactly one of url, prefix, tags (non-empty)"})
 			return
 		}
-		stores := s.cacheStores(req.Cache)
-		if req.Cache != "" && len(stores) == 0 {
+		if req.Cache != "" && len(s.cacheStores(req.Cache)) == 0 {
 			writeJSON(w, http.StatusNotFound, map[string]any{"error": "no cache named " + req.Cache})
 			return
 		}
-		n := 0
-		for _, st := range stores {
-			switch {
-			case req.URL != "":
-				n += st.PurgeURL(req.URL)
-			case req.Prefix != "":
-				n += st.PurgePrefix(req.Prefix)
-			default:
-				for _, t := range req.Tags {
-					n += st.PurgeTag(t)
-				}
-			}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"purged": n})
+		s.purge(w, r.Context(), &p)
 	})
 	// PURGE /path with the site's Host: that URL (http and https); a path
 	// ending in * purges the prefix; a Surrogate-Key (or Cache-Tag) field
 	// purges by those keys instead — as Varnish and Fastly are used.
 	mux.HandleFunc("PURGE /", func(w http.ResponseWriter, r *http.Request) {
-		n := 0
-		keys := strings.Fields(r.Header.Get("Surrogate-Key"))
+		p := cache.Purge{Cache: r.Header.Get("X-Cache-Name"), Tags: strings.Fields(r.Header.Get("Surrogate-Key"))}
 		for _, v := range r.Header.Values("Cache-Tag") {
 			for _, t := range strings.Split(v, ",") {
 				if t = strings.TrimSpace(t); t != "" {
-					keys = append(keys, t)
+					p.Tags = append(p.Tags, t)
 				}
 			}
 		}
 		host := strings.ToLower(r.Host)
 		target := r.URL.RequestURI()
-		for _, st := range s.cacheStores(r.Header.Get("X-Cache-Name")) {
-			switch {
-			case len(keys) > 0:
-				for _, k := range keys {
-					n += st.PurgeTag(k)
-				}
-			case strings.HasSuffix(target, "*"):
-				p := strings.TrimSuffix(target, "*")
-				n += st.PurgePrefix("http://"+host+p) + st.PurgePrefix("https://"+host+p)
-			default:
-				n += st.PurgeURL("http://"+host+target) + st.PurgeURL("https://"+host+target)
-			}
+		switch {
+		case len(p.Tags) > 0:
+		case strings.HasSuffix(target, "*"):
+			pre := strings.TrimSuffix(target, "*")
+			p.Prefixes = []string{"http://" + host + pre, "https://" + host + pre}
+		default:
+			p.URLs = []string{"http://" + host + target, "https://" + host + target}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"purged": n})
+		s.purge(w, r.Context(), &p)
 	})
+}
+
+// purge applies p here and, with cluster.redis, sends it to the fleet.
+func (s *Server) purge(w http.ResponseWriter, ctx context.Context, p *cache.Purge) {
+	out := map[string]any{"purged": p.Apply(s.cacheStores(""))}
+	if fan := s.cacheFanout(); fan != nil {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := fan.Publish(ctx, p); err != nil {
+			s.log.Warn("cache purge not sent to the fleet", "err", err)
+			out["fleet"] = "not sent: Redis did not take it"
+		} else {
+			out["fleet"] = "sent"
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // cacheStores are the cache stores of the running configuration (name ""
@@ -100,4 +106,15 @@ func (s *Server) cacheStores(name string) []*cache.Store {
 		}
 	})
 	return out
+}
+
+// cacheFanout is the running configuration's purge fan-out, if any.
+func (s *Server) cacheFanout() *cachefilter.Fanout {
+	var fan *cachefilter.Fanout
+	s.snap.Load().Filters.Each(func(_ string, v any) {
+		if f, ok := v.(*cachefilter.Fanout); ok {
+			fan = f
+		}
+	})
+	return fan
 }

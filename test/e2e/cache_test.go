@@ -3,9 +3,11 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -257,5 +259,80 @@ sites:
 	resp, body := getHost(t, c, gh2, "d.test", "/kept")
 	if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "gatehouse; hit") || body != "/kept #1 user=" || be.hits("/kept") != 1 {
 		t.Fatalf("after restart: %q %q, backend asked %d times", resp.Header.Get("Cache-Status"), body, be.hits("/kept"))
+	}
+}
+
+// startRedis runs a private redis-server on a free loopback port.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is needed (make deps installs it): %v", err)
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !waitFor(5*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatal("redis-server did not start")
+	}
+	return addr
+}
+
+// A purge on one instance reaches the other over Redis pub/sub.
+func TestCachePurgeFansOutOverRedis(t *testing.T) {
+	be := newCacheBackend(t, map[string][]string{"/t": {"Cache-Control", "max-age=600", "Surrogate-Key", "k"}})
+	cfg := fmt.Sprintf(`listeners: [{addr: "{{LISTEN}}"}]
+admin: {addr: "{{ADMIN}}"}
+access_log: {enabled: false}
+cluster: {redis: {addr: %q}}
+upstreams:
+  app: {targets: ["%s"]}
+sites:
+  - routes:
+      - {upstream: app, middleware: [{cache: {max_bytes: 1MiB}}]}
+`, startRedis(t), be.URL)
+	one := startGatehouse(t, cfg)
+	two := startGatehouse(t, cfg)
+	c := newClient(t)
+	hit := func(gh *proc, path string) bool {
+		resp, _ := getHost(t, c, gh, "f.test", path)
+		return strings.HasPrefix(resp.Header.Get("Cache-Status"), "gatehouse; hit")
+	}
+	for _, gh := range []*proc{one, two} {
+		getHost(t, c, gh, "f.test", "/u")
+		getHost(t, c, gh, "f.test", "/t")
+		if !hit(gh, "/u") || !hit(gh, "/t") {
+			t.Fatal("not cached")
+		}
+	}
+	// Give the subscriptions a moment to be in place, then purge on one.
+	if !waitFor(5*time.Second, func() bool {
+		_, b := do(t, c, "POST", "http://"+one.Admin()+"/api/v1/cache/purge", "", strings.NewReader(`{"url": "http://f.test/u"}`))
+		if !strings.Contains(string(b), `"fleet": "sent"`) {
+			t.Fatalf("purge answer: %s", b)
+		}
+		return !hit(two, "/u")
+	}) {
+		t.Fatal("the purge on one instance never reached the other")
+	}
+	req, _ := http.NewRequest("PURGE", "http://"+two.Admin()+"/", nil)
+	req.Header.Set("Surrogate-Key", "k")
+	if r, err := c.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Body.Close()
+	}
+	if !waitFor(5*time.Second, func() bool { return !hit(one, "/t") }) {
+		t.Fatal("a surrogate-key purge on the second instance never reached the first")
 	}
 }

@@ -31,6 +31,7 @@ type Filter struct {
 	store  *cache.Store
 	params cache.Params
 	m      counters
+	fan    *Fanout
 }
 
 // New is the middleware's factory.
@@ -83,6 +84,12 @@ func New(b *filter.Build) (filter.Filter, error) {
 	f := &Filter{store: st, params: cache.Params{DefaultTTL: s.DefaultTTL}}
 	if err := f.m.init(b, name); err != nil {
 		return nil, err
+	}
+	if f.fan, err = fanoutFor(b); err != nil {
+		return nil, err
+	}
+	if f.fan != nil {
+		f.fan.register(st)
 	}
 	return f, nil
 }
