@@ -172,3 +172,17 @@ func TestRFC9111_5_2_1_2_MaxStale(t *testing.T) {
 		t.Fatalf("must-revalidate with max-stale: %q, must not serve stale", r.cacheStatus())
 	}
 }
+
+// RFC 9111 §5.2.2.8: proxy-revalidate binds a shared cache like
+// must-revalidate: no stale answer, even when the client would take one.
+func TestRFC9111_5_2_2_8_ProxyRevalidate(t *testing.T) {
+	e := newEnv(t, "", serve(200, "x", "Cache-Control", "max-age=10, proxy-revalidate, stale-while-revalidate=600", "Age", "20"))
+	e.get("/pr")
+	if r := e.get("/pr", "Cache-Control", "max-stale"); isHit(r) {
+		t.Fatalf("proxy-revalidate with max-stale: %q, must not serve stale", r.cacheStatus())
+	}
+	if r := e.get("/pr"); isHit(r) {
+		t.Fatalf("proxy-revalidate with stale-while-revalidate: %q, must not serve stale", r.cacheStatus())
+	}
+	e.expectHits(3, "proxy-revalidate")
+}

@@ -83,6 +83,10 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	m := x.Req.Method
 	switch string(m) {
 	case "GET", "HEAD":
+		if x.Req.Upgrade != nil {
+			next.Serve(x) // a protocol switch (WebSocket) is no response to keep
+			return
+		}
 	case "OPTIONS", "TRACE", "CONNECT":
 		next.Serve(x)
 		return
