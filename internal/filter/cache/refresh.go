@@ -63,6 +63,9 @@ func copyRequest(r *exchange.Request) *exchange.Request {
 		RemoteAddr: r.RemoteAddr,
 		LocalAddr:  r.LocalAddr,
 	}
+	if r.ID != nil {
+		n.NewID() // the refresh is a request of its own in logs and traces
+	}
 	n.Header = make(exchange.Headers, 0, len(r.Header))
 	for _, h := range r.Header {
 		switch {
