@@ -159,7 +159,12 @@ func (p *persister) load(s *Store) {
 	for _, de := range des {
 		path := filepath.Join(p.dir, de.Name())
 		if strings.HasPrefix(de.Name(), ".tmp-") {
-			os.Remove(path)
+			// A leftover of an interrupted write; a recent one may be the
+			// write in progress of the process still running (during
+			// `gatehouse validate`, or a restart that overlaps).
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				os.Remove(path)
+			}
 			continue
 		}
 		if !de.Type().IsRegular() || len(de.Name()) != 64 {

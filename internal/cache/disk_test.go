@@ -76,6 +76,8 @@ func TestDiskStoreBoundedAndTolerant(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(dir+"/"+strings.Repeat("a", 64), []byte("garbage"), 0o600)
 	os.WriteFile(dir+"/.tmp-123", []byte("partial"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(dir+"/.tmp-123", old, old)
 	s, err := NewDisk("d", dir, 64<<10, 8<<10)
 	if err != nil {
 		t.Fatal(err)
