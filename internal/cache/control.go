@@ -19,7 +19,7 @@ type Control struct {
 
 	NoStore, NoCache, Private, Public bool
 	MustRevalidate, ProxyRevalidate   bool
-	OnlyIfCached, Immutable           bool
+	OnlyIfCached                      bool
 	// MaxStaleAny is max-stale without a value: any staleness will do.
 	MaxStaleAny bool
 	// NoCacheFields and PrivateFields are the field names of the qualified
@@ -49,28 +49,28 @@ func ParseControl(h exchange.Headers) Control {
 func (c *Control) parse(v []byte) {
 	for len(v) > 0 {
 		var name, arg []byte
-		var quoted, hasArg bool
-		name, arg, quoted, hasArg, v = nextDirective(v)
+		var hasArg bool
+		name, arg, hasArg, v = nextDirective(v)
 		if len(name) == 0 {
 			continue
 		}
 		switch {
 		case eq(name, "max-age"):
-			c.MaxAge = seconds(arg, hasArg, quoted, 0)
+			c.MaxAge = seconds(arg, hasArg, 0)
 		case eq(name, "s-maxage"):
-			c.SMaxAge = seconds(arg, hasArg, quoted, 0)
+			c.SMaxAge = seconds(arg, hasArg, 0)
 		case eq(name, "max-stale"):
 			if !hasArg {
 				c.MaxStaleAny = true
 			} else {
-				c.MaxStale = seconds(arg, hasArg, quoted, -1)
+				c.MaxStale = seconds(arg, hasArg, -1)
 			}
 		case eq(name, "min-fresh"):
-			c.MinFresh = seconds(arg, hasArg, quoted, -1)
+			c.MinFresh = seconds(arg, hasArg, -1)
 		case eq(name, "stale-while-revalidate"):
-			c.StaleWhileRevalidate = seconds(arg, hasArg, quoted, -1)
+			c.StaleWhileRevalidate = seconds(arg, hasArg, -1)
 		case eq(name, "stale-if-error"):
-			c.StaleIfError = seconds(arg, hasArg, quoted, -1)
+			c.StaleIfError = seconds(arg, hasArg, -1)
 		case eq(name, "no-store"):
 			c.NoStore = true
 		case eq(name, "no-cache"):
@@ -93,25 +93,23 @@ func (c *Control) parse(v []byte) {
 			c.ProxyRevalidate = true
 		case eq(name, "only-if-cached"):
 			c.OnlyIfCached = true
-		case eq(name, "immutable"):
-			c.Immutable = true
 		}
 	}
 }
 
 // nextDirective splits the first directive off a Cache-Control list:
 // token [ "=" ( token / quoted-string ) ], separated by commas.
-func nextDirective(v []byte) (name, arg []byte, quoted, hasArg bool, rest []byte) {
+func nextDirective(v []byte) (name, arg []byte, hasArg bool, rest []byte) {
 	i := 0
 	for i < len(v) && v[i] != ',' && v[i] != '=' {
 		i++
 	}
 	name = exchange.TrimOWS(v[:i])
 	if i == len(v) {
-		return name, nil, false, false, nil
+		return name, nil, false, nil
 	}
 	if v[i] == ',' {
-		return name, nil, false, false, v[i+1:]
+		return name, nil, false, v[i+1:]
 	}
 	v = v[i+1:]
 	// Argument: a quoted string (commas inside belong to it) or a token.
@@ -134,13 +132,13 @@ func nextDirective(v []byte) (name, arg []byte, quoted, hasArg bool, rest []byte
 		} else {
 			rest = nil
 		}
-		return name, arg, true, true, rest
+		return name, arg, true, rest
 	}
 	c := indexComma(v)
 	if c < 0 {
-		return name, exchange.TrimOWS(v), false, true, nil
+		return name, exchange.TrimOWS(v), true, nil
 	}
-	return name, exchange.TrimOWS(v[:c]), false, true, v[c+1:]
+	return name, exchange.TrimOWS(v[:c]), true, v[c+1:]
 }
 
 func indexComma(b []byte) int {
@@ -154,9 +152,9 @@ func indexComma(b []byte) int {
 
 // seconds parses delta-seconds. bad is what a malformed value gives: -1
 // (directive ignored) or 0 (stale at once, for max-age and s-maxage).
-// A quoted number is tolerated (§5.2: senders must not, recipients may).
-func seconds(arg []byte, hasArg, quoted bool, bad time.Duration) time.Duration {
-	_ = quoted
+// A quoted number is tolerated (§5.2: senders must not, recipients may):
+// the quotes were already taken off.
+func seconds(arg []byte, hasArg bool, bad time.Duration) time.Duration {
 	if !hasArg || len(arg) == 0 {
 		return bad
 	}

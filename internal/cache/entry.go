@@ -69,12 +69,6 @@ func (e *Entry) TTL(now time.Time) time.Duration { return e.Lifetime - e.Age(now
 // LastModifiedTime is the parsed Last-Modified (zero when absent or bad).
 func (e *Entry) LastModifiedTime() time.Time { return e.lastMod }
 
-// HasValidator reports whether the entry can be revalidated (§4.3.1).
-func (e *Entry) HasValidator() bool { return e.ETag != nil || e.LastModified != nil }
-
-// Size is the number of bytes the entry counts for against max_bytes.
-func (e *Entry) Size() int { return int(e.weight) }
-
 // entryOverhead approximates the bytes an entry costs beyond its key,
 // fields and body (the struct, its slices, the policy's node), so that
 // max_bytes bounds the memory used, not just the payload.
@@ -307,7 +301,7 @@ func initialAge(h exchange.Headers, requestTime, responseTime time.Time) time.Du
 	}
 	ageValue := time.Duration(0)
 	if a := h.Get("Age"); a != nil {
-		if s := seconds(exchange.TrimOWS(a), true, false, 0); s > 0 {
+		if s := seconds(exchange.TrimOWS(a), true, 0); s > 0 {
 			ageValue = s
 		}
 	}

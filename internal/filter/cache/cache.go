@@ -93,6 +93,3 @@ func New(b *filter.Build) (filter.Filter, error) {
 	}
 	return f, nil
 }
-
-// Store is the filter's store (tests).
-func (f *Filter) Store() *cache.Store { return f.store }

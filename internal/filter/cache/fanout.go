@@ -132,7 +132,3 @@ func (f *Fanout) Close() error {
 	<-f.done
 	return nil
 }
-
-// Fanout is the fleet's purge fan-out this filter's store is part of (nil
-// without cluster.redis).
-func (f *Filter) Fanout() *Fanout { return f.fan }
