@@ -5,8 +5,8 @@
 # Usage:  bench/compare.sh [--quick] [--install] [--help]
 #
 #   --quick     smoke test: DURATION=3s ROUNDS=1 WARMUP=1s
-#   --install   apt-get install whatever of wrk nginx-light haproxy caddy varnish
-#               curl is missing (otherwise a missing competitor is skipped)
+#   --install   apt-get install whatever of wrk nginx-light haproxy caddy curl
+#               is missing (otherwise a missing competitor is skipped)
 #
 # Environment (defaults in brackets):
 #   DURATION     wrk duration of one measured run                 [10s]
@@ -16,18 +16,41 @@
 #   WARMUP       wrk duration of the one warm-up run per proxy    [2s]
 #   SIZES        scenarios to run, in order                       ["small large"]
 #   PROXIES      proxies to run, in order                         ["gatehouse nginx haproxy caddy"]
-#                add "direct" to also load the backend without any proxy
+#                add "direct" to also load the backend without any proxy,
+#                "gatehouse-nometrics" for gatehouse with per-request metrics
+#                off (--metrics=false), to measure what the metrics cost, and
+#                gatehouse with one protection on its route (compare with
+#                "gatehouse" for the cost of the protection):
+#                  gh_rl       rate_limit, local store, one client at a rate it
+#                              never reaches (every request counted, none refused)
+#                  gh_rlredis  the same with store: redis (starts a redis-server;
+#                              apt-get install redis-server)
+#                  gh_ipf      ip_filter with a 10000-prefix deny list
+#                  gatehouse_protect  the listener and upstream protections
+#                              (connection and request caps, upstream cap and
+#                              queue, write timeout, minimum body rate, Via,
+#                              rewrite_location), none tight enough to refuse
+#                e.g. PROXIES="gatehouse gh_rl gh_rlredis gh_ipf nginx"
 #   WORKERS      worker processes / threads given to each proxy   [nproc, i.e. 2 here]
-#   MODES        what to compare, in order                        ["proxy"]
-#                proxy: plain reverse proxying (SIZES x PROXIES)
-#                cache: cache hits of a 1 KiB and a 100 KiB object
-#                (CACHE_SIZES x CACHE_PROXIES), each proxy caching 10 min
-#   CACHE_SIZES  cache scenarios                                  ["cache_1k cache_100k"]
-#   CACHE_PROXIES  proxies for MODES=cache                        ["gatehouse nginx varnish"]
 #   GATEHOUSE_BIN  use this gatehouse binary instead of building ./cmd/gatehouse
-#   NGINX_BIN, HAPROXY_BIN, CADDY_BIN, VARNISHD_BIN  competitor binaries  [found on PATH]
+#   NGINX_BIN, HAPROXY_BIN, CADDY_BIN  competitor binaries  [found on PATH]
 #   RESULTS_DIR  if set, raw wrk outputs, results.tsv, logs and the
 #                generated proxy configs are copied here
+#   MODES        runs to do, in order                              ["plain"]
+#                plain: the SIZES scenarios, proxies as they come
+#                gzip:  responses compressed with gzip (scenario "text", a
+#                       64 KiB JSON body, requested with Accept-Encoding: gzip):
+#                       gatehouse `compress` vs nginx `gzip on` (and Caddy
+#                       `encode`) at the same level; adds response bytes
+#                cache: cache hits of a 1 KiB and a 100 KiB object
+#                       (CACHE_SIZES x CACHE_PROXIES), every proxy caching
+#                       200 answers 10 min: gatehouse `cache` vs nginx
+#                       `proxy_cache` vs Varnish
+#   GZIP_LEVEL   gzip level of the gzip mode, for every proxy        [1]
+#                (1 is nginx's default gzip_comp_level)
+#   CACHE_SIZES  scenarios of the cache mode                        ["cache_1k cache_100k"]
+#   CACHE_PROXIES  proxies of the cache mode                        ["gatehouse nginx varnish"]
+#   VARNISHD_BIN Varnish binary for the cache mode                  [varnishd on PATH]
 #
 # See bench/README.md for what is measured and how to read the ratios.
 #
@@ -73,9 +96,15 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
 SIZES=${SIZES:-small large}
 PROXIES=${PROXIES:-gatehouse nginx haproxy caddy}
-MODES=${MODES:-proxy}
+MODES=${MODES:-plain}
 CACHE_SIZES=${CACHE_SIZES:-cache_1k cache_100k}
 CACHE_PROXIES=${CACHE_PROXIES:-gatehouse nginx varnish}
+# START_PREFIX picks the set-up start_proxies uses: "" or "cache_" (MODES=cache).
+START_PREFIX=
+GZIP_LEVEL=${GZIP_LEVEL:-1}
+# GZIP is 1 while the proxies are set up to compress (MODES=gzip).
+GZIP=0
+WRK_HEADERS=()
 # Every proxy gets the same number of workers: nginx worker_processes, HAProxy
 # nbthread, and GOMAXPROCS for the Go proxies (gatehouse, Caddy). We use all
 # cores (2 on the reference machine); wrk and the backend share those cores.
@@ -86,6 +115,10 @@ RESULTS_DIR=${RESULTS_DIR:-}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer" >&2; exit 2; }
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || { echo "CONNECTIONS must be a positive integer" >&2; exit 2; }
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a positive integer" >&2; exit 2; }
+[[ "$GZIP_LEVEL" =~ ^[1-9]$ ]] || { echo "GZIP_LEVEL must be 1 to 9" >&2; exit 2; }
+for m in $MODES; do
+	[[ "$m" == plain || "$m" == gzip || "$m" == cache ]] || { echo "unknown mode in MODES: $m (plain, gzip, cache)" >&2; exit 2; }
+done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -183,34 +216,25 @@ have wrk || die "wrk is not installed (run with --install, or apt-get install wr
 have curl || die "curl is not installed (run with --install, or apt-get install curl)"
 command -v go >/dev/null || die "go is not installed"
 
-for mode in $MODES; do
-	case "$mode" in
-	proxy | cache) ;;
-	*) die "unknown mode in MODES: $mode (proxy or cache)" ;;
+ACTIVE=()
+for p in $PROXIES; do
+	case "$p" in
+	gatehouse | gatehouse-nometrics | gatehouse_protect | direct | gh_rl | gh_ipf) ACTIVE+=("$p") ;;
+	gh_rlredis)
+		have redis-server || die "gh_rlredis needs redis-server (apt-get install redis-server)"
+		ACTIVE+=("$p")
+		;;
+	nginx | haproxy | caddy)
+		if have "${BIN_OF[$p]}"; then
+			ACTIVE+=("$p")
+		else
+			echo "$p: not installed, skipped"
+		fi
+		;;
+	*) die "unknown proxy in PROXIES: $p" ;;
 	esac
 done
-
-# select_active LIST ALLOWED...: ACTIVE becomes the proxies of LIST that are
-# installed (each must be one of ALLOWED).
-select_active() {
-	local list=$1 p
-	shift
-	ACTIVE=()
-	for p in $list; do
-		[[ " $* " == *" $p "* ]] || die "unknown proxy: $p (this mode runs: $*)"
-		case "$p" in
-		gatehouse | direct) ACTIVE+=("$p") ;;
-		*)
-			if have "${BIN_OF[$p]}"; then
-				ACTIVE+=("$p")
-			else
-				echo "$p: not installed, skipped"
-			fi
-			;;
-		esac
-	done
-	((${#ACTIVE[@]})) || die "no proxy to benchmark"
-}
+((${#ACTIVE[@]})) || die "no proxy to benchmark"
 
 # ------------------------------------------------------------------ ports ---
 declare -A USED_PORT=()
@@ -295,19 +319,119 @@ build_gatehouse() {
 	GATEHOUSE_BIN=$TMP/gatehouse
 }
 
-start_gatehouse() {
+build_gatehouse_protect() { build_gatehouse; }
+
+start_gatehouse_protect() {
 	local name=$1 port=$2 bport=$3
-	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" \
-		>"$TMP/$name.log" 2>&1 &
+	cat >"$TMP/$name.yaml" <<CONFIG
+# generated by bench/compare.sh
+listeners:
+  - addr: 127.0.0.1:$port
+    max_connections: 100000
+    max_connections_per_ip: 100000
+    max_requests_per_ip: 100000
+access_log: {enabled: false}
+limits: {write_timeout: 60s, min_body_rate: 1KiB}
+send_via: true
+upstreams:
+  app:
+    targets: [http://127.0.0.1:$bport]
+    max_conns_per_target: 100000
+    queue: {size: 1000, timeout: 1s}
+    rewrite_location: true
+sites:
+  - routes:
+      - upstream: app
+CONFIG
+	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
 	track "$name" $!
 }
 
+start_gatehouse() {
+	# (not $TMP/$1: that is where build_gatehouse puts the binary)
+	local name=$1 port=$2 bport=$3 d=$TMP/$1.d
+	if ((GZIP)); then
+		# The same work as nginx's gzip below: gzip only, same level, same
+		# minimum length, access log off.
+		mkdir -p "$d"
+		cat >"$d/gatehouse.conf" <<EOF
+# generated by bench/compare.sh (MODES=gzip)
+listeners: [{addr: "127.0.0.1:$port"}]
+access_log: {enabled: false}
+upstreams: {app: {targets: ["http://127.0.0.1:$bport"]}}
+sites:
+  - routes:
+      - upstream: app
+        middleware:
+          - compress: {algorithms: [gzip], levels: {gzip: $GZIP_LEVEL}, min_bytes: 1024, types: [text/*, application/json]}
+EOF
+		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.conf" >"$TMP/$name.log" 2>&1 &
+	else
+		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" "${@:4}" \
+			>"$TMP/$name.log" 2>&1 &
+	fi
+	track "$name" $!
+}
+
+# gatehouse-nometrics: the same binary without per-request metrics.
+build_gatehouse-nometrics() { build_gatehouse; }
+start_gatehouse-nometrics() { start_gatehouse "$@" --metrics=false; }
+
+# The gh_* variants: gatehouse run -c with one middleware on the route, so
+# that the difference with "gatehouse" is the cost of that protection.
+build_gh_rl() { build_gatehouse; }
+build_gh_rlredis() { build_gatehouse; }
+build_gh_ipf() { build_gatehouse; }
+
+start_gh_variant() { # start_gh_variant NAME PORT BACKEND_PORT TOP MIDDLEWARE
+	local name=$1 port=$2 bport=$3 top=$4 mw=$5 d=$TMP/$1
+	mkdir -p "$d"
+	cat >"$d/gatehouse.yaml" <<EOF
+# generated by bench/compare.sh
+listeners: [{addr: "127.0.0.1:$port"}]
+access_log: {enabled: false}
+$top
+upstreams:
+  backends: {targets: ["http://127.0.0.1:$bport"]}
+sites:
+  - routes:
+      - upstream: backends
+        middleware:
+          - $mw
+EOF
+	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.yaml" >"$TMP/$name.log" 2>&1 &
+	track "$name" $!
+}
+
+start_gh_rl() { start_gh_variant "$1" "$2" "$3" "" "rate_limit: {rate: 1000000000/s}"; }
+
+start_gh_ipf() {
+	local list i
+	list=$(for ((i = 0; i < 10000; i++)); do printf '"10.%d.%d.0/24",' $((i >> 8)) $((i & 255)); done)
+	start_gh_variant "$1" "$2" "$3" "" "ip_filter: {deny: [${list%,}]}"
+}
+
+start_gh_rlredis() {
+	local rport
+	free_port
+	rport=$FREE_PORT
+	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+	track redis $!
+	wait_ready redis "$rport" "$TMP/redis.log"
+	start_gh_variant "$1" "$2" "$3" "cluster: {redis: {addr: \"127.0.0.1:$rport\"}}" \
+		"rate_limit: {rate: 1000000/s, store: redis}"
+}
+
 start_nginx() {
-	local name=$1 port=$2 bport=$3 d=$TMP/$1 user=""
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 user="" gz=""
 	mkdir -p "$d"/{client_body,proxy,fastcgi,uwsgi,scgi}
 	# As root, nginx drops worker privileges to "nobody", which could not
 	# write the temp dirs under our private $TMP: keep workers as root.
 	((EUID == 0)) && user="user root root;"
+	# gzip_proxied any: compress proxied answers whatever the request's Via.
+	if ((GZIP)); then
+		gz="gzip on; gzip_comp_level $GZIP_LEVEL; gzip_min_length 1024; gzip_types application/json; gzip_proxied any; gzip_vary on;"
+	fi
 	cat >"$d/nginx.conf" <<EOF
 # generated by bench/compare.sh
 $user
@@ -321,6 +445,7 @@ events {
 }
 http {
     access_log off;
+    $gz
     client_body_temp_path $d/client_body;
     proxy_temp_path $d/proxy;
     fastcgi_temp_path $d/fastcgi;
@@ -371,8 +496,14 @@ EOF
 }
 
 start_caddy() {
-	local name=$1 port=$2 bport=$3 d=$TMP/$1
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 enc=""
 	mkdir -p "$d"/{home,config,data}
+	if ((GZIP)); then
+		enc="encode {
+		gzip $GZIP_LEVEL
+		minimum_length 1024
+	}"
+	fi
 	# keepalive_idle_conns_per_host 64 matches nginx's `keepalive 64`.
 	cat >"$d/Caddyfile" <<EOF
 # generated by bench/compare.sh
@@ -385,6 +516,7 @@ start_caddy() {
 }
 http://:$port {
 	bind 127.0.0.1
+	$enc
 	reverse_proxy 127.0.0.1:$bport {
 		transport http {
 			keepalive 2m
@@ -404,6 +536,9 @@ EOF
 # cache in front of the backend, every 200 answer kept 10 minutes, 256 MiB
 # (nginx keeps its cache in files, as it always does; they stay in the page
 # cache).
+
+# direct in the cache mode: the backend itself, the ceiling.
+start_cache_direct() { start_direct "$@"; }
 
 start_cache_gatehouse() {
 	local name=$1 port=$2 bport=$3 d=$TMP/cache-$1
@@ -484,6 +619,9 @@ start_cache_varnish() {
 # scenario_<name> sets SC_PATH, SC_LEN and SC_SCHEME.
 scenario_small() { SC_PATH=/small SC_LEN=100 SC_SCHEME=http; }
 scenario_large() { SC_PATH=/large SC_LEN=102400 SC_SCHEME=http; }
+# text: the compression run's body (MODES=gzip), 64 KiB of JSON.
+scenario_text() { SC_PATH=/text SC_LEN=65536 SC_SCHEME=http; }
+# cache_1k, cache_100k: the cache mode's objects (MODES=cache).
 scenario_cache_1k() { SC_PATH=/1k SC_LEN=1024 SC_SCHEME=http; }
 scenario_cache_100k() { SC_PATH=/large SC_LEN=102400 SC_SCHEME=http; }
 
@@ -542,9 +680,26 @@ ratio() { # ratio A B -> A/B with 2 decimals, or "-"
 }
 
 # check_proxy NAME: GET the scenario path, require 200 and SC_LEN body bytes.
+# With GZIP=1: require Content-Encoding: gzip and SC_LEN bytes once decoded,
+# and remember the encoded size in RESP_BYTES[NAME].
 check_proxy() {
 	local name=$1 url got code size
 	url="$SC_SCHEME://127.0.0.1:${PROXY_PORT[$name]}$SC_PATH"
+	if ((GZIP)); then
+		local decoded
+		got=$(curl -s -H 'Accept-Encoding: gzip' -D "$TMP/check.h" -o "$TMP/check.gz" --max-time 5 \
+			-w '%{http_code} %{size_download}' "$url") || got="curl-failed $?"
+		read -r code size <<<"$got"
+		decoded=$(gzip -dc <"$TMP/check.gz" 2>/dev/null | wc -c) || decoded=0
+		if [[ "$code" != 200 ]] || ! grep -qi '^content-encoding: gzip' "$TMP/check.h" || [[ "$decoded" != "$SC_LEN" ]]; then
+			log "---- $name log ----"
+			tail -n 30 "$TMP/$name.log" >&2 || true
+			die "$name: GET $url (Accept-Encoding: gzip) returned status $code, $size bytes decoding to $decoded (want 200, gzip, $SC_LEN)"
+		fi
+		RESP_BYTES[$name]=$size
+		log "check $name $SC_PATH: 200, gzip, $size bytes -> $decoded"
+		return
+	fi
 	got=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$url") || got="curl-failed $?"
 	read -r code size <<<"$got"
 	if [[ "$code" != 200 || "$size" != "$SC_LEN" ]]; then
@@ -567,7 +722,7 @@ run_wrk() {
 	fi
 	# wrk runs in the background so that a signal reaches our trap at once
 	# (bash defers traps while a foreground child runs).
-	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --latency "$url" >"$out" 2>&1 &
+	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --latency "${WRK_HEADERS[@]}" "$url" >"$out" 2>&1 &
 	WRK_PID=$!
 	wait "$WRK_PID" || {
 		cat "$out" >&2
@@ -659,17 +814,27 @@ run_scenario() {
 	fi
 
 	echo
-	echo "== $sc: GET $SC_PATH ($SC_LEN B body), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
-	printf '%-10s %9s %7s %9s %7s %8s %7s %11s %7s %6s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
-		"RSS MiB" "x nginx" "CPU us/req" "x nginx" errors
+	if ((GZIP)); then
+		echo "== $sc, gzip level $GZIP_LEVEL: GET $SC_PATH ($SC_LEN B body, Accept-Encoding: gzip), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
+	else
+		echo "== $sc: GET $SC_PATH ($SC_LEN B body), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
+	fi
+	local bytes_head="" ref_bytes=${RESP_BYTES[nginx]:--}
+	((GZIP)) && bytes_head=$(printf ' %8s %7s' "resp B" "x nginx")
+	printf '%-10s %9s %7s %9s %7s %8s %7s %11s %7s %6s%s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
+		"RSS MiB" "x nginx" "CPU us/req" "x nginx" errors "$bytes_head"
 	for name in "${ACTIVE[@]}"; do
-		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %11.1f %7s %6s\n' "$name" \
+		local bytes_col=""
+		((GZIP)) && bytes_col=$(printf ' %8s %7s' "${RESP_BYTES[$name]}" "$(ratio "${RESP_BYTES[$name]}" "$ref_bytes")")
+		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %11.1f %7s %6s%s\n' "$name" \
 			"${MRPS[$name]}" "$(ratio "${MRPS[$name]}" "$ref_rps")" \
 			"${MP99[$name]}" "$(ratio "${MP99[$name]}" "$ref_p99")" \
 			"${MRSS[$name]}" "$(ratio "${MRSS[$name]}" "$ref_rss")" \
 			"${MCPU[$name]}" "$(ratio "${MCPU[$name]}" "$ref_cpu")" \
-			"${ERRS[$name]}"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
+			"${ERRS[$name]}" "$bytes_col"
+		local tsv_sc=$sc
+		((GZIP)) && tsv_sc="$sc-gzip$GZIP_LEVEL"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tsv_sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
 			"${MCPU[$name]}" "${ERRS[$name]}" >>"$TMP/results/results.tsv"
 	done
 	echo
@@ -677,44 +842,47 @@ run_scenario() {
 
 # ------------------------------------------------------------------- main ---
 declare -A PROXY_PORT=()
+declare -A RESP_BYTES=() # encoded response size per proxy (MODES=gzip)
 
-# start_all PREFIX: start every ACTIVE proxy with start_PREFIX<proxy>.
-start_all() {
-	local prefix=$1 name
+# start_proxies / stop_proxies: every proxy in ACTIVE, with the current mode's set-up.
+start_proxies() {
+	local name
 	for name in "${ACTIVE[@]}"; do
 		free_port
 		PROXY_PORT[$name]=$FREE_PORT
-		"start_$prefix$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
+		"start_$START_PREFIX$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
 		[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
 		wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
 		log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
 	done
 }
 
-# stop_all: stop the ACTIVE proxies (not the backend) before the next mode.
-stop_all() {
+stop_proxies() {
 	local name
 	for name in "${ACTIVE[@]}"; do
 		[[ "$name" == direct ]] || kill_tree "${PID_OF[$name]}"
 	done
 }
 
-ALL_SCENARIOS=""
-ALL_PROXIES=""
-if [[ " $MODES " == *" proxy "* ]]; then ALL_SCENARIOS+=" $SIZES" ALL_PROXIES+=" $PROXIES"; fi
-if [[ " $MODES " == *" cache "* ]]; then ALL_SCENARIOS+=" $CACHE_SIZES" ALL_PROXIES+=" $CACHE_PROXIES"; fi
-
-log "temp dir $TMP; modes: $MODES; scenarios:$ALL_SCENARIOS"
+log "temp dir $TMP; proxies: ${ACTIVE[*]}; modes: $MODES; scenarios: $SIZES"
 # Other work on the machine shows up as noise: say so up front.
 read -r LOAD1 _ </proc/loadavg
 if awk -v l="$LOAD1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
 	echo "WARNING: load average is $LOAD1 on $(nproc) cores before starting: something else is running; results will be noisy"
 fi
-for sc in $ALL_SCENARIOS; do
-	declare -F "scenario_$sc" >/dev/null || die "unknown scenario: $sc"
+for sc in $SIZES; do
+	declare -F "scenario_$sc" >/dev/null || die "unknown scenario in SIZES: $sc"
 done
+if [[ " $MODES " == *" cache "* ]]; then
+	for sc in $CACHE_SIZES; do
+		declare -F "scenario_$sc" >/dev/null || die "unknown scenario in CACHE_SIZES: $sc"
+	done
+fi
 build_backend
-if [[ " $ALL_PROXIES " == *" gatehouse "* ]]; then build_gatehouse; fi
+for name in "${ACTIVE[@]}"; do
+	if declare -F "build_$name" >/dev/null; then "build_$name"; fi
+done
+if [[ " $MODES " == *" cache "* && " $CACHE_PROXIES " == *" gatehouse "* && -z "$GATEHOUSE_BIN" ]]; then build_gatehouse; fi
 
 free_port
 BACKEND_PORT=$FREE_PORT
@@ -724,24 +892,51 @@ log "backend on 127.0.0.1:$BACKEND_PORT"
 mkdir -p "$TMP/results"
 printf 'scenario\tproxy\tmedian_rps\tmedian_p99_ms\tpeak_rss_mib\tmedian_cpu_us_per_req\terrors\n' >"$TMP/results/results.tsv"
 
+ALL_ACTIVE=("${ACTIVE[@]}")
 for mode in $MODES; do
 	case "$mode" in
-	proxy)
-		select_active "$PROXIES" gatehouse nginx haproxy caddy direct
-		log "mode proxy: ${ACTIVE[*]}"
-		start_all ""
+	plain)
+		GZIP=0 WRK_HEADERS=()
+		ACTIVE=("${ALL_ACTIVE[@]}")
+		start_proxies
 		for sc in $SIZES; do
 			run_scenario "$sc"
 		done
 		;;
+	gzip)
+		# The proxies that compress here: gatehouse, nginx (gzip on) and
+		# Caddy (encode); HAProxy's compression (libslz) has no level to match.
+		GZIP=1 WRK_HEADERS=(-H "Accept-Encoding: gzip")
+		ACTIVE=()
+		for name in "${ALL_ACTIVE[@]}"; do
+			case "$name" in
+			gatehouse | nginx | caddy) ACTIVE+=("$name") ;;
+			*) log "$name: no gzip set-up, left out of MODES=gzip" ;;
+			esac
+		done
+		((${#ACTIVE[@]})) || die "MODES=gzip needs gatehouse, nginx or caddy in PROXIES"
+		start_proxies
+		run_scenario text
+		;;
 	cache)
-		select_active "$CACHE_PROXIES" gatehouse nginx varnish direct
-		log "mode cache: ${ACTIVE[*]}"
-		start_all cache_
+		GZIP=0 WRK_HEADERS=() START_PREFIX=cache_
+		ACTIVE=()
+		for name in $CACHE_PROXIES; do
+			case "$name" in
+			gatehouse | direct) ACTIVE+=("$name") ;;
+			nginx | varnish)
+				if have "${BIN_OF[$name]}"; then ACTIVE+=("$name"); else echo "$name: not installed, skipped"; fi
+				;;
+			*) die "unknown proxy in CACHE_PROXIES: $name (gatehouse, nginx, varnish, direct)" ;;
+			esac
+		done
+		((${#ACTIVE[@]})) || die "no proxy for MODES=cache"
+		start_proxies
 		for sc in $CACHE_SIZES; do
 			run_scenario "$sc"
 		done
+		START_PREFIX=
 		;;
 	esac
-	stop_all
+	stop_proxies
 done

@@ -13,6 +13,9 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	cachefilter "github.com/gatehouse-proxy/gatehouse/internal/filter/cache"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,7 +23,10 @@ import (
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
 var factories = map[string]filter.Factory{
-	"cache": cachefilter.New,
+	"cache":      cachefilter.New,
+	"rate_limit": ratelimit.New,
+	"ip_filter":  ipfilter.New,
+	"compress":   compress.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.

@@ -3,11 +3,9 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -262,32 +260,6 @@ sites:
 	}
 }
 
-// startRedis runs a private redis-server on a free loopback port.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is needed (make deps installs it): %v", err)
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !waitFor(5*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatal("redis-server did not start")
-	}
-	return addr
-}
-
 // A purge on one instance reaches the other over Redis pub/sub.
 func TestCachePurgeFansOutOverRedis(t *testing.T) {
 	be := newCacheBackend(t, map[string][]string{"/t": {"Cache-Control", "max-age=600", "Surrogate-Key", "k"}})
@@ -300,7 +272,7 @@ upstreams:
 sites:
   - routes:
       - {upstream: app, middleware: [{cache: {max_bytes: 1MiB}}]}
-`, startRedis(t), be.URL)
+`, startRedis(t).addr, be.URL)
 	one := startGatehouse(t, cfg)
 	two := startGatehouse(t, cfg)
 	c := newClient(t)
