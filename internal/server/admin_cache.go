@@ -54,9 +54,10 @@ func (s *Server) addCacheAdmin(mux *http.ServeMux) {
 		}
 		s.purge(w, r.Context(), &p)
 	})
-	// PURGE /path with the site's Host: that URL (http and https); a path
-	// ending in * purges the prefix; a Surrogate-Key (or Cache-Tag) field
-	// purges by those keys instead — as Varnish and Fastly are used.
+	// PURGE /path with the site in X-Purge-Host (Host must name the admin
+	// listener): that URL (http and https); a path ending in * purges the
+	// prefix; a Surrogate-Key (or Cache-Tag) field purges by those keys
+	// instead — as Varnish and Fastly are used.
 	mux.HandleFunc("PURGE /", func(w http.ResponseWriter, r *http.Request) {
 		p := cache.Purge{Cache: r.Header.Get("X-Cache-Name"), Tags: strings.Fields(r.Header.Get("Surrogate-Key"))}
 		for _, v := range r.Header.Values("Cache-Tag") {
@@ -66,10 +67,13 @@ func (s *Server) addCacheAdmin(mux *http.ServeMux) {
 				}
 			}
 		}
-		host := strings.ToLower(r.Host)
+		host := strings.ToLower(r.Header.Get("X-Purge-Host"))
 		target := r.URL.RequestURI()
 		switch {
 		case len(p.Tags) > 0:
+		case host == "":
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "PURGE needs X-Purge-Host: the site's host (or Surrogate-Key)"})
+			return
 		case strings.HasSuffix(target, "*"):
 			pre := strings.TrimSuffix(target, "*")
 			p.Prefixes = []string{"http://" + host + pre, "https://" + host + pre}

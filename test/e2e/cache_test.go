@@ -159,7 +159,7 @@ func TestCacheThroughBinary(t *testing.T) {
 	// PURGE method, as Varnish is used.
 	getHost(t, c, gh, "a.test", "/v")
 	req, _ := http.NewRequest("PURGE", "http://"+gh.Admin()+"/v", nil)
-	req.Host = "a.test"
+	req.Header.Set("X-Purge-Host", "a.test")
 	r, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
