@@ -4,6 +4,7 @@
 //
 //	/small  100 bytes
 //	/large  100 KiB (102400 bytes)
+//	/1k     1 KiB (the cache-hit scenario of MODES=cache)
 //	/text   64 KiB of JSON records (65536 bytes), for the compression run:
 //	        random common words, which gzip shrinks about 3:1 like a real
 //	        API answer (the /large pattern would shrink 100:1)
@@ -87,6 +88,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/small", newFixed(100))
 	mux.Handle("/large", newFixed(100*1024))
+	mux.Handle("/1k", newFixed(1024))
 	text := newFixed(64 * 1024)
 	text.body, text.ctype = makeRecords(64*1024), []string{"application/json"}
 	mux.Handle("/text", text)

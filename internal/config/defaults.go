@@ -77,6 +77,10 @@ func applyDefaults(c *Config, pos Positions) {
 		def("cluster.redis.prefix", func() { r.Prefix = "gatehouse:" })
 	}
 
+	for name, cs := range c.Caches {
+		CacheStoreDefaults(cs, pos, keyPath("caches", name))
+	}
+
 	for name, u := range c.Upstreams {
 		p := keyPath("upstreams", name)
 		def(fieldPath(p, "balance"), func() { u.Balance = DefaultBalance })

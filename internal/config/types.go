@@ -6,6 +6,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -35,6 +36,9 @@ type Config struct {
 	Sites           []Site               `yaml:"sites"`
 	// Cluster is the state several gatehouse instances share.
 	Cluster Cluster `yaml:"cluster"`
+	// Caches are named HTTP cache stores that `cache: {use: NAME}`
+	// middleware entries share (several routes, one store).
+	Caches map[string]*CacheStore `yaml:"caches"`
 	// Metrics says whether requests are counted for /metrics and the
 	// dashboard's charts.
 	Metrics Metrics `yaml:"metrics"`
@@ -71,6 +75,79 @@ type Redis struct {
 	// Prefix starts every key gatehouse writes, so that fleets may share a server.
 	Prefix string `yaml:"prefix"` // default "gatehouse:"
 	TLS    bool   `yaml:"tls"`
+}
+
+// CacheStore is where an HTTP cache keeps responses: an entry of caches:,
+// or the store settings written inline in a cache middleware entry.
+type CacheStore struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"-"` // the key under caches: ("" inline)
+	// Store is memory (default) or disk.
+	Store string `yaml:"store"`
+	// MaxBytes bounds the stored responses (bodies, headers and keys).
+	MaxBytes Size `yaml:"max_bytes"` // default 256MiB
+	// MaxObjectBytes: larger responses pass through uncached.
+	MaxObjectBytes Size `yaml:"max_object_bytes"` // default 8MiB
+	// Path is the directory of a disk store.
+	Path string `yaml:"path"`
+}
+
+// Cache store defaults and limits.
+const (
+	CacheStoreMemory      = "memory"
+	CacheStoreDisk        = "disk"
+	DefaultCacheMaxBytes  = 256 << 20
+	DefaultCacheMaxObject = 8 << 20
+	// MaxCacheObject is the largest max_object_bytes: an object's weight
+	// must fit the eviction policy's 32-bit counter with room for headers.
+	MaxCacheObject = 1 << 30
+)
+
+// CacheStoreDefaults fills the store fields that pos (the positions of the
+// settings' decoding, under path) says were not written.
+func CacheStoreDefaults(c *CacheStore, pos Positions, path string) {
+	if !pos.Has(fieldPath(path, "store")) {
+		c.Store = CacheStoreMemory
+	}
+	if !pos.Has(fieldPath(path, "max_bytes")) {
+		c.MaxBytes = DefaultCacheMaxBytes
+	}
+	if !pos.Has(fieldPath(path, "max_object_bytes")) {
+		c.MaxObjectBytes = min(DefaultCacheMaxObject, c.MaxBytes)
+	}
+}
+
+// CheckCacheStore returns the problems of c as (field, message) pairs,
+// for the caches: section and for inline stores of cache middleware.
+func CheckCacheStore(c *CacheStore) (fields, msgs []string) {
+	bad := func(f, format string, args ...any) {
+		fields = append(fields, f)
+		msgs = append(msgs, fmt.Sprintf(format, args...))
+	}
+	switch c.Store {
+	case CacheStoreMemory:
+		if c.Path != "" {
+			bad("path", "only a disk store has a path")
+		}
+	case CacheStoreDisk:
+		if c.Path == "" {
+			bad("path", "required with store: disk: the directory that keeps the responses")
+		}
+	default:
+		bad("store", "%q is not a cache store; use memory or disk", c.Store)
+	}
+	if c.MaxBytes < 1<<10 {
+		bad("max_bytes", "must be at least 1KiB")
+	}
+	switch {
+	case c.MaxObjectBytes < 1:
+		bad("max_object_bytes", "must be at least 1 byte")
+	case c.MaxObjectBytes > MaxCacheObject:
+		bad("max_object_bytes", "must be at most 1GiB")
+	case c.MaxObjectBytes > c.MaxBytes:
+		bad("max_object_bytes", "must not exceed max_bytes (%d)", int64(c.MaxBytes))
+	}
+	return fields, msgs
 }
 
 // Pos is where a value was written in the file.

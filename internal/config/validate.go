@@ -31,6 +31,7 @@ func validate(file string, c *Config, pos Positions, bad map[string]bool) Errors
 	}
 	v.sites()
 	v.cluster()
+	v.caches()
 	v.warns.sortByPosition()
 	c.Warnings = v.warns
 	return v.errs
@@ -436,6 +437,19 @@ func (v *validator) cluster() {
 	if r.PasswordFile != "" {
 		if _, err := os.ReadFile(r.PasswordFile); err != nil {
 			v.errorf("cluster.redis.password_file", "cannot read it: %v", errors.Unwrap(err))
+		}
+	}
+}
+
+func (v *validator) caches() {
+	for _, name := range slices.Sorted(maps.Keys(v.cfg.Caches)) {
+		p := keyPath("caches", name)
+		if !isToken(name) {
+			v.errorf(p, "invalid cache name %s: use letters, digits, - and _", quote(name))
+		}
+		fields, msgs := CheckCacheStore(v.cfg.Caches[name])
+		for i := range fields {
+			v.errorf(fieldPath(p, fields[i]), "%s", msgs[i])
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -94,6 +95,18 @@ func Keep[T any](s *State, key string, create func() (T, error)) (T, error) {
 	}
 	s.items[key] = t
 	return t, nil
+}
+
+// Each calls fn with every object s keeps (the admin API finds the cache
+// stores of the running configuration this way). fn runs without s's lock.
+func (s *State) Each(fn func(key string, v any)) {
+	s.mu.Lock()
+	items := make(map[string]any, len(s.items))
+	maps.Copy(items, s.items)
+	s.mu.Unlock()
+	for k, v := range items {
+		fn(k, v)
+	}
 }
 
 // Retire closes the objects of old that s did not take over: call it once

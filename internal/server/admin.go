@@ -93,6 +93,7 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /{$}", dashboardHandler())
 	mux.Handle("GET /dashboard/", dashboardHandler())
+	s.addCacheAdmin(mux)
 	return s.adminAccess(mux)
 }
 

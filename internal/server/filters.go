@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	cachefilter "github.com/gatehouse-proxy/gatehouse/internal/filter/cache"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
@@ -22,6 +23,7 @@ import (
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
 var factories = map[string]filter.Factory{
+	"cache":      cachefilter.New,
 	"rate_limit": ratelimit.New,
 	"ip_filter":  ipfilter.New,
 	"compress":   compress.New,
