@@ -12,13 +12,22 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/apikey"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/basicauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/forwardauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/jwtauth"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
-var factories = map[string]filter.Factory{}
+var factories = map[string]filter.Factory{
+	"basic_auth":   basicauth.New,
+	"jwt":          jwtauth.New,
+	"forward_auth": forwardauth.New,
+	"api_key":      apikey.New,
+}
 
 // buildEnv is what a snapshot build needs from the server.
 type buildEnv struct {
