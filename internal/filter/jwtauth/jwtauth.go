@@ -41,6 +41,8 @@ type settings struct {
 var (
 	asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	symmetric  = []string{"HS256", "HS384", "HS512"}
+	// RFC 7518 §3.2: an HMAC key at least as long as the hash.
+	hmacMin = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
 )
 
 // Filter is one jwt entry.
@@ -134,22 +136,30 @@ func New(b *filter.Build) (filter.Filter, error) {
 	}
 	f.keys = keys
 
+	if keys.secret != nil && len(keys.secret) < 32 {
+		return nil, b.Errorf(pos, "hmac_secret_file", "the secret is %d bytes; HMAC needs at least 32", len(keys.secret))
+	}
 	algs := s.Algorithms
 	if len(algs) == 0 {
 		algs = allowed
+		if keys.secret != nil {
+			// By default, the HMAC algorithms the secret is long enough for.
+			algs = nil
+			for _, a := range symmetric {
+				if len(keys.secret) >= hmacMin[a] {
+					algs = append(algs, a)
+				}
+			}
+		}
 	}
 	for i, a := range algs {
 		if !slices.Contains(allowed, a) {
 			return nil, b.Errorf(pos, fmt.Sprintf("algorithms[%d]", i), "algorithm %q cannot be used with %s; these can: %s",
 				a, keySourceName(s), strings.Join(allowed, ", "))
 		}
-		// RFC 7518 §3.2: an HMAC key at least as long as the hash.
-		if need := map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}[a]; len(keys.secret) < need && keys.secret != nil {
+		if need := hmacMin[a]; keys.secret != nil && len(keys.secret) < need {
 			return nil, b.Errorf(pos, "hmac_secret_file", "the secret is %d bytes; %s needs at least %d", len(keys.secret), a, need)
 		}
-	}
-	if keys.secret != nil && len(keys.secret) < 32 {
-		return nil, b.Errorf(pos, "hmac_secret_file", "the secret is %d bytes; HMAC needs at least 32", len(keys.secret))
 	}
 	if s.Leeway < 0 || s.Leeway > 5*time.Minute {
 		return nil, b.Errorf(pos, "leeway", "leeway must be between 0 and 5m")

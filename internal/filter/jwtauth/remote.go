@@ -140,6 +140,9 @@ func (r *remote) fetch() error {
 	defer r.gen.Add(1)
 	set, err := r.get()
 	if err != nil {
+		if r.ctx.Err() != nil {
+			return err // closed: the configuration went away
+		}
 		r.log.Warn("cannot fetch JWKS; keeping the keys it had", "url", r.url, "err", err)
 		return err
 	}
