@@ -14,6 +14,7 @@
 package basicauth
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"runtime"
@@ -204,7 +205,7 @@ func (f *Filter) check(user, password []byte, now time.Time) bool {
 	if !known {
 		// Spend what a known user costs, then refuse.
 		if ref != nil {
-			f.verify(ref, password)
+			f.verify(ref, bytes.Clone(password))
 		}
 		return false
 	}
@@ -212,7 +213,9 @@ func (f *Filter) check(user, password []byte, now time.Time) bool {
 	if exp, ok := f.cache.Load(key); ok && now.UnixNano() < exp.(int64) {
 		return true
 	}
-	if !f.verify(h, password) {
+	// A copy: the hash is an interface, so what it is given escapes, and
+	// password lives on Serve's stack.
+	if !f.verify(h, bytes.Clone(password)) {
 		return false
 	}
 	f.remember(key, now)

@@ -115,8 +115,10 @@ func (r *remote) find(kid, alg string) (pub any, unavailable bool) {
 	if k, ok := set.find(kid, alg); ok {
 		return k, false
 	}
-	if r.recentlyTried() {
-		return nil, set == nil
+	// With keys, a recent fetch settles it. Without any (just started, or
+	// the provider was never reachable) wait for a fetch in progress.
+	if set != nil && r.recentlyTried() {
+		return nil, false
 	}
 	r.mu.Lock()
 	// Whoever held the lock may have fetched what we need.
