@@ -5,6 +5,7 @@ package filtertest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -80,7 +81,7 @@ func Serve(f filter.Filter, path string, kv ...string) *Result {
 func ServeRequest(f filter.Filter, req *exchange.Request) *Result {
 	res := &Result{}
 	w := &Writer{res: res}
-	x := &filter.Exchange{Req: req, W: w, ClientIP: req.RemoteAddr.Addr(), Start: time.Now()}
+	x := &filter.Exchange{Ctx: context.Background(), Req: req, W: w, ClientIP: req.RemoteAddr.Addr(), Start: time.Now()}
 	f.Serve(x, filter.HandlerFunc(func(x *filter.Exchange) {
 		res.Passed = true
 		res.Request = x.Req

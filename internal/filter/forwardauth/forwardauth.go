@@ -78,9 +78,6 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if f.timeout == 0 {
 		f.timeout = 5 * time.Second
 	}
-	if f.timeout < 0 {
-		return nil, b.Errorf(pos, "timeout", "timeout must be positive")
-	}
 	for i, h := range s.CopyRequestHeaders {
 		if !filter.ValidHeaderName(h) {
 			return nil, b.Errorf(pos, "copy_request_headers["+strconv.Itoa(i)+"]", "%q is not a valid header name", h)

@@ -161,8 +161,8 @@ func New(b *filter.Build) (filter.Filter, error) {
 			return nil, b.Errorf(pos, "hmac_secret_file", "the secret is %d bytes; %s needs at least %d", len(keys.secret), a, need)
 		}
 	}
-	if s.Leeway < 0 || s.Leeway > 5*time.Minute {
-		return nil, b.Errorf(pos, "leeway", "leeway must be between 0 and 5m")
+	if s.Leeway > 5*time.Minute {
+		return nil, b.Errorf(pos, "leeway", "leeway must be at most 5m: clocks that far apart need fixing")
 	}
 	opts := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithLeeway(s.Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt()}
 	if len(s.Audiences) > 0 {

@@ -303,7 +303,7 @@ func TestConfigErrors(t *testing.T) {
 		fmt.Sprintf(`{hmac_secret_file: %q}`, short):                                 "the secret is 8 bytes; HMAC needs at least 32",
 		fmt.Sprintf(`{hmac_secret_file: %q, algorithms: [HS512]}`, secret):           "HS512 needs at least 64",
 		fmt.Sprintf(`{hmac_secret_file: %q, algorithms: [RS256]}`, secret):           `m.jwt.algorithms[0]: algorithm "RS256" cannot be used with hmac_secret_file`,
-		fmt.Sprintf(`{hmac_secret_file: %q, leeway: 1h}`, secret):                    "leeway must be between",
+		fmt.Sprintf(`{hmac_secret_file: %q, leeway: 1h}`, secret):                    "leeway must be at most 5m",
 		fmt.Sprintf(`{hmac_secret_file: %q, from: "body:x"}`, secret):                "from must be",
 		fmt.Sprintf(`{hmac_secret_file: %q, require: {scope: []}}`, secret):          "non-empty value",
 		fmt.Sprintf(`{hmac_secret_file: %q, require: {scope: [1, {a: b}]}}`, secret): "m.jwt.require.scope[1]",
