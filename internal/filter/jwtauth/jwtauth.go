@@ -51,6 +51,8 @@ type Filter struct {
 	keyfunc jwt.Keyfunc
 	issuers []string
 	keys    keySource
+	leeway  time.Duration
+	cache   tokenCache
 
 	from    source
 	forward []forwarded
@@ -169,6 +171,7 @@ func New(b *filter.Build) (filter.Filter, error) {
 		opts = append(opts, jwt.WithAudience(s.Audiences...))
 	}
 	f.parser = jwt.NewParser(opts...)
+	f.leeway = s.Leeway
 
 	if f.from, err = parseFrom(s.From); err != nil {
 		return nil, b.Errorf(pos, "from", "%v", err)

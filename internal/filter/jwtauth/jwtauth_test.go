@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -318,18 +319,22 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func benchJWT(b *testing.B, settings, tok string) {
-	f := filtertest.MustBuild(b, New, "jwt", settings)
+func benchJWT(b *testing.B, settings, tok string, cached bool) {
+	f := filtertest.MustBuild(b, New, "jwt", settings).(*Filter)
 	req := &exchange.Request{Method: []byte("GET"), Path: []byte("/")}
 	req.Header.Add([]byte("Authorization"), []byte("Bearer "+tok))
 	hdr := req.Header
 	w := &filtertest.Writer{}
 	passed := 0
 	next := filter.HandlerFunc(func(*filter.Exchange) { passed++ })
+	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
+		if !cached {
+			f.cache.m.Clear()
+		}
 		req.Header = hdr[:1]
-		x := filter.Exchange{Req: req, W: w}
+		x := filter.Exchange{Req: req, W: w, Start: now}
 		f.Serve(&x, next)
 	}
 	if passed != b.N {
@@ -337,18 +342,64 @@ func benchJWT(b *testing.B, settings, tok string) {
 	}
 }
 
+// BenchmarkJWT measures a request through jwt with issuer, audience,
+// require and forward_claims checks: "verify" with a token seen for the
+// first time, "cached" with one seen before (the common case: a client
+// sends the same token until it expires).
 func BenchmarkJWT(b *testing.B) {
 	ks := keys()
 	set := writeTemp(b, "jwks", jwksJSON(ks))
 	secret := writeTemp(b, "s", []byte(strings.Repeat("k", 32)))
 	claims := jwt.MapClaims{"iss": "https://id.test", "aud": "api", "scope": "read write"}
 	full := `, issuers: [https://id.test], audiences: [api], require: {scope: read}, forward_claims: {sub: X-User-Id}}`
-	for _, k := range ks {
-		b.Run(k.method.Alg(), func(b *testing.B) {
-			benchJWT(b, fmt.Sprintf(`{jwks_file: %q`, set)+full, sign(b, k.method, k.kid, k.priv, claims))
-		})
+	type alg struct {
+		name, settings, tok string
 	}
-	b.Run("HS256", func(b *testing.B) {
-		benchJWT(b, fmt.Sprintf(`{hmac_secret_file: %q`, secret)+full, sign(b, jwt.SigningMethodHS256, "", []byte(strings.Repeat("k", 32)), claims))
-	})
+	var algs []alg
+	for _, k := range ks {
+		algs = append(algs, alg{k.method.Alg(), fmt.Sprintf(`{jwks_file: %q`, set) + full, sign(b, k.method, k.kid, k.priv, claims)})
+	}
+	algs = append(algs, alg{"HS256", fmt.Sprintf(`{hmac_secret_file: %q`, secret) + full, sign(b, jwt.SigningMethodHS256, "", []byte(strings.Repeat("k", 32)), claims)})
+	for _, a := range algs {
+		b.Run("verify/"+a.name, func(b *testing.B) { benchJWT(b, a.settings, a.tok, false) })
+		b.Run("cached/"+a.name, func(b *testing.B) { benchJWT(b, a.settings, a.tok, true) })
+	}
+}
+
+// A remembered token still expires on time.
+func TestCachedTokenStillExpires(t *testing.T) {
+	set := writeTemp(t, "jwks", jwksJSON(keys()))
+	f := filtertest.MustBuild(t, New, "jwt", fmt.Sprintf(`{jwks_file: %q, leeway: 10s, forward_claims: {sub: X-Sub}}`, set)).(*Filter)
+	exp := time.Now().Add(30 * time.Second)
+	tok := sign(t, jwt.SigningMethodRS256, "r1", rsaKey, jwt.MapClaims{"exp": exp.Unix()})
+	at := func(now time.Time) (bool, string) {
+		req := &exchange.Request{Method: []byte("GET"), Path: []byte("/")}
+		req.Header.Add([]byte("Authorization"), []byte("Bearer "+tok))
+		req.Header.Add([]byte("X-Sub"), []byte("forged"))
+		var seen string
+		x := filter.Exchange{Req: req, W: &filtertest.Writer{}, Start: now}
+		passed := false
+		f.Serve(&x, filter.HandlerFunc(func(x *filter.Exchange) { passed, seen = true, string(x.Req.Header.Get("X-Sub")) }))
+		return passed, seen
+	}
+	for range 2 { // verified, then from the cache
+		if ok, sub := at(time.Now()); !ok || sub != "u1" {
+			t.Fatalf("passed=%v X-Sub=%q", ok, sub)
+		}
+	}
+	if f.cache.n.Load() != 1 {
+		t.Fatalf("%d cached tokens, want 1", f.cache.n.Load())
+	}
+	// The parser checks a token against the real clock; the cache must
+	// give a token up at exp + leeway, or its entry's lifetime.
+	key := sha256.Sum256([]byte(tok))
+	if f.cache.get(key, exp.Add(5*time.Second)) == nil {
+		t.Error("the cache gave the token up within the leeway")
+	}
+	if f.cache.get(key, exp.Add(11*time.Second)) != nil {
+		t.Error("the cache kept an expired token")
+	}
+	if f.cache.get(key, time.Now().Add(tokenCacheTTL+time.Second)) != nil {
+		t.Error("the cache kept a token past its entry's lifetime")
+	}
 }

@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -35,22 +36,43 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		f.refuse(x, "malformed", "the token is malformed")
 		return
 	}
+	key := sha256.Sum256(tok)
+	v := f.cache.get(key, x.Start)
+	if v == nil {
+		var refused bool
+		if v, refused = f.verify(x, tok); refused {
+			return
+		}
+		f.cache.put(key, v, x.Start)
+	}
+	for i := range f.forward {
+		if v.values[i] != nil {
+			x.Req.Header.Add(f.forward[i].header, v.values[i])
+		}
+	}
+	x.Log.User = v.sub
+	next.Serve(x)
+}
+
+// verify checks a token the cache does not know, answering the client
+// itself when it is refused.
+func (f *Filter) verify(x *filter.Exchange, tok []byte) (v *verified, refused bool) {
 	claims := jwt.MapClaims{}
 	if _, err := f.parser.ParseWithClaims(string(tok), claims, f.keyfunc); err != nil {
 		if errors.Is(err, errUnavailable) {
 			x.Log.Blocked = "jwt:keys_unavailable"
 			filter.Reply(x, 503, filter.StatusText(503))
-			return
+			return nil, true
 		}
 		reason, desc := describe(err)
 		f.refuse(x, reason, desc)
-		return
+		return nil, true
 	}
 	if len(f.issuers) > 0 {
 		iss, _ := claims["iss"].(string)
 		if !slices.Contains(f.issuers, iss) {
 			f.refuse(x, "issuer", "the token is not from an accepted issuer")
-			return
+			return nil, true
 		}
 	}
 	for i := range f.require {
@@ -58,26 +80,27 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 			x.Log.Blocked = "jwt:require:" + f.require[i].claim
 			filter.Reply(x, 403, filter.StatusText(403), "WWW-Authenticate",
 				`Bearer error="insufficient_scope", error_description="the token lacks a required claim value"`)
-			return
+			return nil, true
 		}
 	}
+	v = &verified{values: make([][]byte, len(f.forward))}
 	for i := range f.forward {
-		fw := &f.forward[i]
-		v, ok := claims[fw.claim]
+		c, ok := claims[f.forward[i].claim]
 		if !ok {
 			continue
 		}
-		s, ok := headerValue(v)
+		s, ok := headerValue(c)
 		if !ok {
-			f.refuse(x, "claim:"+fw.claim, "a forwarded claim holds characters a header cannot carry")
-			return
+			f.refuse(x, "claim:"+f.forward[i].claim, "a forwarded claim holds characters a header cannot carry")
+			return nil, true
 		}
-		x.Req.Header.Add(fw.header, []byte(s))
+		v.values[i] = []byte(s)
 	}
-	if sub, ok := claims["sub"].(string); ok {
-		x.Log.User = sub
-	}
-	next.Serve(x)
+	v.sub, _ = claims["sub"].(string)
+	// exp is required, so the parser has checked it is there.
+	exp, _ := claims.GetExpirationTime()
+	v.expires = exp.Add(f.leeway).UnixNano()
+	return v, false
 }
 
 func (f *Filter) refuse(x *filter.Exchange, reason, desc string) {
