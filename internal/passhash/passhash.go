@@ -183,10 +183,14 @@ func Bcrypt(password []byte, cost int) (string, error) {
 
 // Argon2id hashes password with argon2id and the recommended parameters.
 func Argon2id(password []byte) (string, error) {
+	return argon2id(password, Argon2Memory, Argon2Time, Argon2Threads)
+}
+
+func argon2id(password []byte, memory, time uint32, threads uint8) (string, error) {
 	salt := make([]byte, argon2SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey(password, salt, Argon2Time, Argon2Memory, Argon2Threads, argon2KeyLen)
-	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", Argon2Memory, Argon2Time, Argon2Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+	key := argon2.IDKey(password, salt, time, memory, threads, argon2KeyLen)
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", memory, time, threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }

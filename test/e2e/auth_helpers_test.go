@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // hashPassword runs `gatehouse hash-password` with the password on stdin.
@@ -46,6 +49,13 @@ func doReq(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []b
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	return resp, b.Bytes()
+}
+
+// argon2Hash is an argon2id hash in PHC format with small parameters.
+func argon2Hash(password string) string {
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(password), salt, 1, 64, 1, 32)
+	return fmt.Sprintf("$argon2id$v=19$m=64,t=1,p=1$%s$%s", base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
 func basicCreds(user, password string) string {

@@ -34,9 +34,10 @@ type File[T any] struct {
 
 	cur atomic.Pointer[T]
 
-	mu    sync.Mutex // serializes Store and the poller's swaps
-	stamp stamp
-	sum   [32]byte
+	mu      sync.Mutex // serializes Store and the poller's swaps
+	stamp   stamp      // of the bytes in sum; zero: read the file at the next poll
+	sum     [32]byte
+	missing bool // the last stat failed (logged once)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -82,12 +83,13 @@ func (f *File[T]) Load() T {
 	return zero
 }
 
-// Store sets the content read from data by a configuration build.
+// Store sets the content read from data by a configuration build. The
+// file may have changed since it was read, so the next poll reads it again
+// (and keeps v if its bytes are still data's).
 func (f *File[T]) Store(v T, data []byte) {
-	st, _ := statOf(f.path)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stamp = st
+	f.stamp = stamp{}
 	f.sum = sha256.Sum256(data)
 	f.cur.Store(&v)
 }
@@ -119,12 +121,13 @@ func (f *File[T]) check() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
-		if f.stamp != (stamp{}) {
+		if !f.missing {
 			f.log.Warn("cannot stat watched file; keeping its last content", "file", f.path, "err", err)
-			f.stamp = stamp{}
+			f.missing = true
 		}
 		return
 	}
+	f.missing = false
 	if st == f.stamp {
 		return
 	}
