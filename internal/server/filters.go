@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/basicauth"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/forwardauth"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/jwtauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/oidc"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,6 +28,7 @@ var factories = map[string]filter.Factory{
 	"jwt":          jwtauth.New,
 	"forward_auth": forwardauth.New,
 	"api_key":      apikey.New,
+	"oidc":         oidc.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.
