@@ -106,7 +106,7 @@ func New(b *filter.Build) (filter.Filter, error) {
 	slices.Sort(names) // errors in a stable order
 	for _, name := range names {
 		hash := s.Users[name]
-		field := filter.KeyPath("users", name)
+		field := config.KeyPath("users", name)
 		if err := checkName(name); err != nil {
 			errs = append(errs, b.Errorf(pos, field, "%v", err).(config.Errors)...)
 			continue

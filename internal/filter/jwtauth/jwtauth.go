@@ -184,7 +184,7 @@ func New(b *filter.Build) (filter.Filter, error) {
 	for _, c := range claims {
 		h := s.ForwardClaims[c]
 		if !filter.ValidHeaderName(h) {
-			return nil, b.Errorf(pos, filter.KeyPath("forward_claims", c), "%q is not a valid header name", h)
+			return nil, b.Errorf(pos, config.KeyPath("forward_claims", c), "%q is not a valid header name", h)
 		}
 		f.forward = append(f.forward, forwarded{claim: c, name: h, header: []byte(h)})
 	}
@@ -235,7 +235,7 @@ func requirements(b *filter.Build, req map[string]*yaml.Node) ([]requirement, er
 	var errs config.Errors
 	for _, c := range names {
 		n := req[c]
-		path := b.Entry.Path + "." + filter.KeyPath("require", c)
+		path := b.Entry.Path + "." + config.KeyPath("require", c)
 		var values []string
 		var err error
 		if n.Kind == yaml.SequenceNode {

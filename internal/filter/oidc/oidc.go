@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/filewatch"
@@ -38,8 +39,8 @@ type settings struct {
 	ForwardClaims    map[string]string `yaml:"forward_claims"`
 }
 
-// config is what the filter and the provider exchange need of the settings.
-type config struct {
+// clientConfig is what the filter and the provider exchange need of the settings.
+type clientConfig struct {
 	clientID, clientSecret string
 	redirectURI            string
 	callbackPath           string
@@ -56,7 +57,7 @@ type forwarded struct {
 
 // Filter is one oidc entry.
 type Filter struct {
-	c       config
+	c       clientConfig
 	p       *provider
 	seal    *sealer
 	forward []forwarded
@@ -110,7 +111,7 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if !slices.Contains(scopes, "openid") {
 		scopes = append([]string{"openid"}, scopes...)
 	}
-	f := &Filter{c: config{
+	f := &Filter{c: clientConfig{
 		clientID:     s.ClientID,
 		clientSecret: string(bytes.TrimSpace(secret)),
 		redirectURI:  s.RedirectURL,
@@ -132,7 +133,7 @@ func New(b *filter.Build) (filter.Filter, error) {
 	for _, c := range claims {
 		h := s.ForwardClaims[c]
 		if !filter.ValidHeaderName(h) {
-			return nil, b.Errorf(pos, filter.KeyPath("forward_claims", c), "%q is not a valid header name", h)
+			return nil, b.Errorf(pos, config.KeyPath("forward_claims", c), "%q is not a valid header name", h)
 		}
 		f.forward = append(f.forward, forwarded{claim: c, name: h, header: []byte(h)})
 	}

@@ -134,7 +134,7 @@ func loopback(h string) bool {
 
 // exchange trades an authorization code for the ID token (RFC 6749 §4.1.3,
 // client_secret_basic, with the PKCE code_verifier of RFC 7636 §4.5).
-func (p *provider) exchange(ctx context.Context, m *metadata, c *config, code, verifier string) (string, error) {
+func (p *provider) exchange(ctx context.Context, m *metadata, c *clientConfig, code, verifier string) (string, error) {
 	form := url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {code},
