@@ -122,10 +122,10 @@ func New(b *filter.Build) (filter.Filter, error) {
 		keys.remote = r
 	case s.JWKSFile != "":
 		data, err := filewatch.ReadFile(s.JWKSFile)
-		if err == nil {
-			keys.static, err = parseJWKS(data)
-		}
 		if err != nil {
+			return nil, b.Errorf(pos, "jwks_file", "%v", err)
+		}
+		if keys.static, err = parseJWKS(data); err != nil {
 			return nil, b.Errorf(pos, "jwks_file", "%s: %v", s.JWKSFile, err)
 		}
 	default:
