@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/authmetrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/filewatch"
 )
 
@@ -37,6 +38,7 @@ type Filter struct {
 	nameBytes  []byte
 	challenge  string
 	file       *filewatch.File[keys]
+	m          *authmetrics.Counter
 }
 
 // New builds an api_key filter from its settings.
@@ -76,7 +78,12 @@ func New(b *filter.Build) (filter.Filter, error) {
 		return nil, err
 	}
 	w.Store(set, data)
+	m, err := authmetrics.For(b, "api_key")
+	if err != nil {
+		return nil, err
+	}
 	return &Filter{
+		m:          m,
 		header:     s.Header,
 		nameHeader: s.NameHeader,
 		nameBytes:  []byte(s.NameHeader),
@@ -154,10 +161,12 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 				x.Req.Header.Add(f.nameBytes, []byte(name))
 			}
 			x.Log.User = name
+			f.m.Allowed()
 			next.Serve(x)
 			return
 		}
 		x.Log.Blocked = "api_key:unknown_key"
 	}
+	f.m.Refused(x.Log.Blocked)
 	filter.Reply(x, 401, filter.StatusText(401), "WWW-Authenticate", f.challenge)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/authmetrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/filewatch"
 	"github.com/gatehouse-proxy/gatehouse/internal/passhash"
 )
@@ -73,6 +74,7 @@ type Filter struct {
 	cache  sync.Map // [32]byte -> int64 (expiry, unix ns)
 	cached atomic.Int64
 	slots  chan struct{} // one per verification allowed at once
+	m      *authmetrics.Counter
 }
 
 // New builds a basic_auth filter from its settings.
@@ -155,6 +157,9 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if len(f.inline.byName) == 0 && f.file == nil {
 		return nil, b.Errorf(pos, "", "basic_auth needs users or a users_file")
 	}
+	if f.m, err = authmetrics.For(b, "basic_auth"); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -172,9 +177,11 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		x.Log.Blocked = "basic_auth:bad_credentials"
 	default:
 		x.Log.User = string(user)
+		f.m.Allowed()
 		next.Serve(x)
 		return
 	}
+	f.m.Refused(x.Log.Blocked)
 	filter.Reply(x, 401, filter.StatusText(401), "WWW-Authenticate", f.challenge)
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/authmetrics"
 )
 
 type settings struct {
@@ -40,6 +41,7 @@ type Filter struct {
 	copyReq    []string // canonical names; nil: every end-to-end header
 	copyResp   []string // canonical names
 	userHeader string
+	m          *authmetrics.Counter
 }
 
 // client is the keep-alive connection pool to one auth service, kept
@@ -100,6 +102,9 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.m, err = authmetrics.For(b, "forward_auth"); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -114,12 +119,14 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	resp, err := f.client.Do(f.request(ctx, x))
 	if err != nil {
 		x.Log.Blocked = "forward_auth:unavailable"
+		f.m.Refused(x.Log.Blocked)
 		filter.Reply(x, 503, filter.StatusText(503))
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		x.Log.Blocked = "forward_auth:" + strconv.Itoa(resp.StatusCode)
+		f.m.Refused(x.Log.Blocked)
 		f.relay(x, resp)
 		return
 	}
@@ -133,6 +140,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	}
 	// Read what is left of a small body so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	f.m.Allowed()
 	next.Serve(x)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/authmetrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/filewatch"
 	"github.com/golang-jwt/jwt/v5"
 	"gopkg.in/yaml.v3"
@@ -53,6 +54,7 @@ type Filter struct {
 	keys    keySource
 	leeway  time.Duration
 	cache   tokenCache
+	m       *authmetrics.Counter
 
 	from    source
 	forward []forwarded
@@ -189,6 +191,9 @@ func New(b *filter.Build) (filter.Filter, error) {
 		f.forward = append(f.forward, forwarded{claim: c, name: h, header: []byte(h)})
 	}
 	if f.require, err = requirements(b, s.Require); err != nil {
+		return nil, err
+	}
+	if f.m, err = authmetrics.For(b, "jwt"); err != nil {
 		return nil, err
 	}
 	return f, nil

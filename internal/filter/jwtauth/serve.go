@@ -30,10 +30,12 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	switch state {
 	case none:
 		x.Log.Blocked = "jwt:no_token"
+		f.m.Refused(x.Log.Blocked)
 		filter.Reply(x, 401, filter.StatusText(401), "WWW-Authenticate", "Bearer")
 		return
 	case malformed:
 		f.refuse(x, "malformed", "the token is malformed")
+		f.m.Refused(x.Log.Blocked)
 		return
 	}
 	key := sha256.Sum256(tok)
@@ -41,6 +43,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	if v == nil {
 		var refused bool
 		if v, refused = f.verify(x, tok); refused {
+			f.m.Refused(x.Log.Blocked)
 			return
 		}
 		f.cache.put(key, v, x.Start)
@@ -51,6 +54,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		}
 	}
 	x.Log.User = v.sub
+	f.m.Allowed()
 	next.Serve(x)
 }
 

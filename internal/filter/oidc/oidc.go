@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/authmetrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/filewatch"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/jwtauth"
 	"github.com/golang-jwt/jwt/v5"
@@ -62,6 +63,7 @@ type Filter struct {
 	seal    *sealer
 	forward []forwarded
 	parser  *jwt.Parser
+	m       *authmetrics.Counter
 }
 
 // loginTTL bounds the time between leaving for the provider and coming back.
@@ -143,6 +145,9 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.m, err = authmetrics.For(b, "oidc"); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -154,6 +159,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	}
 	if string(x.Req.Path) == f.c.callbackPath {
 		f.callback(x)
+		f.m.Refused(x.Log.Blocked)
 		return
 	}
 	var s session
@@ -165,10 +171,12 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 			}
 		}
 		x.Log.User = s.Sub
+		f.m.Allowed()
 		next.Serve(x)
 		return
 	}
 	f.login(x)
+	f.m.Refused(x.Log.Blocked)
 }
 
 // login sends the browser to the provider. Only GET and HEAD are sent: a
