@@ -14,9 +14,12 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/apikey"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/basicauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/forwardauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/jwtauth"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/oidc"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,6 +27,9 @@ import (
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
 var factories = map[string]filter.Factory{
+	"rate_limit":   ratelimit.New,
+	"ip_filter":    ipfilter.New,
+	"compress":     compress.New,
 	"basic_auth":   basicauth.New,
 	"jwt":          jwtauth.New,
 	"forward_auth": forwardauth.New,

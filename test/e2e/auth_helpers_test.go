@@ -62,10 +62,10 @@ func basicCreds(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
-// replaceFile writes text to path by rename, as deploy tools do, and moves
+// replaceAuthFile writes text to path by rename, as deploy tools do, and moves
 // its mtime forward so a poll that compares stamps sees the change even
 // within the file system's timestamp granularity.
-func replaceFile(t *testing.T, path, text string) {
+func replaceAuthFile(t *testing.T, path, text string) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {

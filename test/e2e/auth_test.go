@@ -70,7 +70,7 @@ sites:
 	check("/carol-before", 401, "Authorization", basicCreds("carol", "carol-pw"))
 
 	// The users file is re-read when it changes: carol in, bob out.
-	replaceFile(t, usersFile, "carol:"+carol+"\n")
+	replaceAuthFile(t, usersFile, "carol:"+carol+"\n")
 	if !waitFor(10*time.Second, func() bool {
 		resp, _ := authGet(t, c, gh.URL("/carol"), "Authorization", basicCreds("carol", "carol-pw"))
 		return resp.StatusCode == 200
@@ -79,7 +79,7 @@ sites:
 	}
 	check("/bob-after", 401, "Authorization", basicCreds("bob", "bøb's secret"))
 	// A broken users file keeps the last good content.
-	replaceFile(t, usersFile, "carol:plaintext\n")
+	replaceAuthFile(t, usersFile, "carol:plaintext\n")
 	if !waitFor(10*time.Second, func() bool { return strings.Contains(gh.stderr.String(), "watched file is invalid") }) {
 		t.Error("a broken users file was not logged")
 	}
@@ -198,7 +198,7 @@ sites:
 		t.Error("access log user is not the key's name")
 	}
 	// Keys are re-read from the file.
-	replaceFile(t, keysFile, "new:"+digest("k-new")+"\n")
+	replaceAuthFile(t, keysFile, "new:"+digest("k-new")+"\n")
 	if !waitFor(10*time.Second, func() bool {
 		resp, _ := authGet(t, c, gh.URL("/z"), "X-Api-Key", "k-new")
 		return resp.StatusCode == 200
