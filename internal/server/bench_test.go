@@ -86,7 +86,12 @@ func benchmarkProxy(b *testing.B, size int) {
 }
 
 func benchmarkAddr(b *testing.B, addr string, size int) {
-	req := []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	benchmarkRequest(b, addr, size, "")
+}
+
+// benchmarkRequest is benchmarkAddr with extra header lines ("Name: value\r\n").
+func benchmarkRequest(b *testing.B, addr string, size int, extra string) {
+	req := []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n" + extra + "\r\n")
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	b.RunParallel(func(pb *testing.PB) {
