@@ -23,11 +23,15 @@ import (
 type Forwarder struct {
 	TrustedProxies []netip.Prefix
 	Log            *slog.Logger
+	// Hide withholds backend fields that reveal what runs behind (nil:
+	// only Server, which the engines always replace).
+	Hide *Hide
 }
 
 // Result tells the access log what happened.
 type Result struct {
 	Target *upstream.Target
+	Pool   *upstream.Pool // the pool forwarded to (a split route picks one)
 	Status int
 	// UpstreamLatency is from the last attempt's start to its response
 	// head (or its failure).
@@ -43,6 +47,13 @@ const expectContinueWait = time.Second
 // connectFailureEject is how long a target that refused a connection is
 // left out when the pool configures no passive health.
 const connectFailureEject = 10 * time.Second
+
+// epoch is a fixed origin for monoNow; never changed after start.
+var epoch = time.Now()
+
+// monoNow reads the monotonic clock only (time.Now reads the wall clock
+// too), which halves the cost of timing an attempt.
+func monoNow() time.Duration { return time.Since(epoch) }
 
 // spliceMin is the body size above which bytes go socket to socket.
 const spliceMin = 64 << 10
@@ -75,6 +86,7 @@ func (f *Forwarder) Trusted(ip netip.Addr) bool {
 func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, res *Result) {
 	st := statePool.Get().(*state)
 	defer statePool.Put(st)
+	res.Pool = pool
 	trusted := f.Trusted(req.RemoteAddr.Addr())
 	rp := &pool.Retry
 	if rp.Budget != nil {
@@ -82,8 +94,12 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 	}
 	tried := &st.tried
 	defer clear(tried[:])
-	t := pool.Select(req)
-	if t == nil {
+	t, err := pool.Acquire(req)
+	switch {
+	case err == upstream.ErrPoolBusy:
+		res.Status = WriteBusy(w)
+		return
+	case err != nil:
 		res.Status = WriteError(w, 503)
 		return
 	}
@@ -95,19 +111,23 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if n <= len(tried) {
 			tried[n-1] = t
 		}
-		t.InFlight.Add(1)
-		began := time.Now()
+		began := monoNow()
 		var a attempt
 		if t.RoundTripper != nil {
 			a = f.tryRT(ctx, req, r, pool, t, st, trusted)
 		} else {
 			a = f.try(ctx, req, w, r, pool, t, st, trusted)
 		}
-		res.UpstreamLatency = time.Since(began) // the response head is in, or the attempt failed
+		// The response head is in, or the attempt failed.
+		rtt := monoNow() - began
+		res.UpstreamLatency = rtt
 		if obs != nil {
 			// A 5xx is a real answer with a real latency; passive health
 			// judges 5xx.
-			obs.Observe(t, res.UpstreamLatency, a.err == nil)
+			obs.Observe(t, rtt, a.err == nil)
+		}
+		if pool.Stats != nil && a.err == nil {
+			pool.Stats.ObserveAttempt(t, rtt)
 		}
 		failed := a.err != nil || a.status() >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {
@@ -129,11 +149,18 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 			if next != nil && !a.connectFailed && rp.Budget != nil && !rp.Budget.Withdraw() {
 				next = nil
 			}
+			// A target at its connection cap is not retried on.
+			if next != nil && !pool.TryAcquire(next) {
+				next = nil
+			}
 		}
 		if next == nil {
 			f.finishAttempt(req, w, r, pool, t, &a, st, res)
-			t.InFlight.Add(-1)
+			pool.Release(t)
 			return
+		}
+		if pool.Stats != nil {
+			pool.Stats.Retries.Inc()
 		}
 		if a.cc != nil {
 			a.cc.Close()
@@ -144,7 +171,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if a.rt != nil {
 			a.rt.end(nil)
 		}
-		t.InFlight.Add(-1)
+		pool.Release(t)
 		if a.err != nil {
 			f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
 		}
@@ -240,7 +267,9 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 		}
 		if sent != nil {
 			sent.wait()
-			if e, ok := h1.IsHeadError(sent.err); ok && e.Status == 413 || isClientBodyError(sent.err) {
+			// The engine's body errors (too large, bad chunking, too slow)
+			// are the client's, whichever copy path met them.
+			if _, ok := h1.IsHeadError(sent.err); ok || isClientBodyError(sent.err) {
 				res.Status = WriteError(w, clientBodyStatus(sent.err))
 				return
 			}
@@ -250,7 +279,7 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 		return
 	}
 	res.Status = a.resp.Status
-	f.relay(req, w, r, cc, a.resp, st)
+	f.relay(req, w, r, pool, cc, a.resp, st)
 	if sent != nil {
 		if !sent.finished() && !sent.settle(50*time.Millisecond) {
 			// The backend answered without taking the whole body: the answer
@@ -344,14 +373,14 @@ func readFinal(cc *h1.ClientConn, w exchange.ResponseWriter, isHead bool) (*h1.R
 }
 
 // relay sends the response head and streams the body to the client.
-func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, cc *h1.ClientConn, resp *h1.Response, st *state) {
+func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, cc *h1.ClientConn, resp *h1.Response, st *state) {
 	upgrade := resp.Status == 101
 	if upgrade && (req.Upgrade == nil || req.ContentLength != 0) {
 		cc.Close()
 		WriteError(w, 502)
 		return
 	}
-	st.out = responseFields(st.out[:0], resp, r, &st.ct, upgrade)
+	st.out = f.responseFields(st.out[:0], req, resp, r, pool, &st.ct, upgrade)
 	if err := w.WriteHead(resp.Status, resp.Reason, st.out, resp.ContentLength); err != nil {
 		cc.Close()
 		return

@@ -38,7 +38,7 @@ func benchmarkAuth(b *testing.B, middleware, header string) {
 	}
 	resp.Body.Close()
 	b.ResetTimer()
-	benchmarkRequest(b, addr, 100, header+"\r\n")
+	benchmarkRequest(b, addr, 100, nil, header+"\r\n")
 }
 
 func benchFile(b *testing.B, name string, data []byte) string {
