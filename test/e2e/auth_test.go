@@ -164,6 +164,7 @@ func TestAPIKeyEndToEnd(t *testing.T) {
 	digest := func(k string) string { s := sha256.Sum256([]byte(k)); return hex.EncodeToString(s[:]) }
 	keysFile := writeFile(t, "keys", "# name:sha256(key)\nci-bot:"+digest("k-ci-123")+"\nbilling:"+strings.ToUpper(digest("k-bill-456"))+"\n")
 	gh := startGatehouse(t, fmt.Sprintf(`listeners: [{addr: "{{LISTEN}}"}]
+admin: {addr: "{{ADMIN}}"}
 upstreams: {app: {targets: [%q]}}
 sites:
   - routes:
@@ -197,6 +198,15 @@ sites:
 	if !waitFor(2*time.Second, func() bool { u, ok := userOf(gh, "/y"); return ok && u == "billing" }) {
 		t.Error("access log user is not the key's name")
 	}
+	// Decisions are counted on /metrics.
+	_, metrics := authGet(t, c, "http://"+gh.Admin()+"/metrics")
+	for _, want := range []string{`gatehouse_auth_total{middleware="api_key",result="allowed"} 1`,
+		`gatehouse_auth_total{middleware="api_key",result="unknown_key"} 2`, `gatehouse_auth_total{middleware="api_key",result="no_key"} 2`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Keys are re-read from the file.
 	replaceAuthFile(t, keysFile, "new:"+digest("k-new")+"\n")
 	if !waitFor(10*time.Second, func() bool {
