@@ -94,10 +94,16 @@ func Deadline(d time.Duration) time.Time {
 type ConnState struct {
 	idle     atomic.Bool
 	draining atomic.Bool
+	served   atomic.Bool // at least one request answered
 }
 
 // Idle reports whether the connection is waiting for a next request.
 func (s *ConnState) Idle() bool { return s.idle.Load() }
+
+// KeepAliveIdle reports whether the connection is idle between requests,
+// having answered one: what may be closed to make room for new clients. A
+// new connection is not, since its first request is likely already in flight.
+func (s *ConnState) KeepAliveIdle() bool { return s.idle.Load() && s.served.Load() }
 
 // Drain asks the connection to close after the current response; it returns
 // true if the connection was idle (the caller may close it right away).
@@ -171,6 +177,9 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 	for {
 		lim := s.Limits()
 		c.cw.setTimeout(lim.WriteTimeout)
+		if !first {
+			st.served.Store(true)
+		}
 		st.idle.Store(true)
 		if st.draining.Load() {
 			return false

@@ -103,6 +103,13 @@ func (w *responseWriter) WriteHead(status int, reason []byte, h exchange.Headers
 		// HTTP/1.0 client and unknown length: the end of the body is the close.
 		w.closeAfter = true
 	}
+	if b := &w.c.body; status >= 200 && status != 101 && b.Remaining() > maxDrain {
+		// Answered with more of the request body unread than finishRequest
+		// will skip: say the connection ends here, so that the client does
+		// not send its next request into a reset. (A chunked body's size is
+		// unknown; a small one is skipped and the connection kept.)
+		w.closeAfter = true
+	}
 	if w.req.Close || w.closeAfter {
 		w.closeAfter = true
 		bw.WriteString("Connection: close\r\n")

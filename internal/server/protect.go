@@ -72,7 +72,9 @@ func (l *listener) waitForRoom() bool {
 	}
 }
 
-// closeIdle closes up to n connections waiting for a next request.
+// closeIdle closes up to n keep-alive connections waiting for a next
+// request (never one that has not sent its first: that request is likely
+// on its way, and closing it would lose it).
 func (l *listener) closeIdle(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,7 +82,7 @@ func (l *listener) closeIdle(n int) {
 		if n == 0 {
 			return
 		}
-		if c.state.Idle() && c.state.Drain() {
+		if c.state.KeepAliveIdle() && c.state.Drain() {
 			c.nc.Close()
 			n--
 		}
