@@ -32,6 +32,8 @@ usage:
   gatehouse proxy --listen ADDR --to URL [--to URL ...]
                                                      no config file: one site, round robin to the targets
   gatehouse demo                                     proxy on 127.0.0.1:8080, admin on 127.0.0.1:9901, two demo backends
+  gatehouse hash-password [--algorithm bcrypt|argon2id] [--cost N]
+                                                     print a password hash for basic_auth (password from the terminal or stdin)
   gatehouse version
 `
 
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdProxy(args[1:], stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "hash-password":
+		return cmdHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 		return 0

@@ -49,6 +49,10 @@ func indexPath(parent string, i int) string {
 	return parent + "[" + strconv.Itoa(i) + "]"
 }
 
+// KeyPath is the path of mapping key under parent, as the decoder writes
+// it (filters use it to position errors about their own mapping fields).
+func KeyPath(parent, key string) string { return keyPath(parent, key) }
+
 // keyPath quotes keys that would make the path ambiguous, such as header
 // names containing dots.
 func keyPath(parent, key string) string {

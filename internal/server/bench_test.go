@@ -92,7 +92,13 @@ func benchmarkAddr(b *testing.B, addr string, size int) { benchmarkAddrPreface(b
 // benchmarkAddrPreface sends preface (a PROXY protocol header) first on
 // every connection.
 func benchmarkAddrPreface(b *testing.B, addr string, size int, preface []byte) {
-	req := []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	benchmarkRequest(b, addr, size, preface, "")
+}
+
+// benchmarkRequest is benchmarkAddrPreface with extra header lines
+// ("Name: value\r\n") in every request.
+func benchmarkRequest(b *testing.B, addr string, size int, preface []byte, extra string) {
+	req := []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n" + extra + "\r\n")
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	// CPU time per request (client and proxy, one process) tells designs

@@ -12,9 +12,14 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/apikey"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/basicauth"
 	cachefilter "github.com/gatehouse-proxy/gatehouse/internal/filter/cache"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/forwardauth"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/jwtauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/oidc"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,10 +28,15 @@ import (
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
 var factories = map[string]filter.Factory{
-	"cache":      cachefilter.New,
-	"rate_limit": ratelimit.New,
-	"ip_filter":  ipfilter.New,
-	"compress":   compress.New,
+	"cache":        cachefilter.New,
+	"rate_limit":   ratelimit.New,
+	"ip_filter":    ipfilter.New,
+	"compress":     compress.New,
+	"basic_auth":   basicauth.New,
+	"jwt":          jwtauth.New,
+	"forward_auth": forwardauth.New,
+	"api_key":      apikey.New,
+	"oidc":         oidc.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.
