@@ -12,13 +12,16 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/waf"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
-var factories = map[string]filter.Factory{}
+var factories = map[string]filter.Factory{
+	"waf": waf.New,
+}
 
 // buildEnv is what a snapshot build needs from the server.
 type buildEnv struct {
