@@ -268,7 +268,7 @@ func logged(m types.MatchedRule) bool {
 // and returns how many matches there are now.
 func (f *Filter) report(x *filter.Exchange, tx types.Transaction, action string, from int) int {
 	var ids []byte
-	var msgs []string
+	var msgs, data []string
 	matched := tx.MatchedRules()
 	for _, m := range matched[min(from, len(matched)):] {
 		if !logged(m) {
@@ -279,6 +279,7 @@ func (f *Filter) report(x *filter.Exchange, tx types.Transaction, action string,
 		}
 		ids = strconv.AppendInt(ids, int64(m.Rule().ID()), 10)
 		msgs = append(msgs, m.Message())
+		data = append(data, clip(m.Data(), 256))
 	}
 	if len(ids) == 0 {
 		return len(matched)
@@ -291,9 +292,17 @@ func (f *Filter) report(x *filter.Exchange, tx types.Transaction, action string,
 	default:
 		level = slog.LevelInfo // matched, but below the blocking threshold
 	}
-	f.log.Log(x.Ctx, level, "waf", "action", action, "rules", string(ids), "messages", msgs,
+	f.log.Log(x.Ctx, level, "waf", "action", action, "rules", string(ids), "messages", msgs, "data", data,
 		"client", x.ClientIP.String(), "method", string(x.Req.Method), "path", string(x.Req.Path), "route", x.Route)
 	return len(matched)
+}
+
+// clip cuts s to at most n bytes (log data quotes the client's input).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // respWriter runs the response phase on the response head and, when the
