@@ -175,8 +175,8 @@ type wafLog struct {
 }
 
 func (l *wafLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *wafLog) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l *wafLog) WithGroup(string) slog.Handler           { return l }
+func (l *wafLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *wafLog) WithGroup(string) slog.Handler            { return l }
 
 func (l *wafLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "waf" {
