@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/botfilter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/waf"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,8 @@ import (
 // factories are the middleware this build knows, by the name written in
 // the configuration. It is never modified.
 var factories = map[string]filter.Factory{
-	"waf": waf.New,
+	"waf":        waf.New,
+	"bot_filter": botfilter.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.
