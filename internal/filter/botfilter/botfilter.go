@@ -84,7 +84,10 @@ type crawler struct {
 	key      string
 }
 
-var cookieNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+var (
+	cookieNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	domainRE     = regexp.MustCompile(`^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
+)
 
 // New is the Factory of the `bot_filter` middleware.
 func New(b *filter.Build) (filter.Filter, error) {
@@ -117,8 +120,8 @@ func New(b *filter.Build) (filter.Filter, error) {
 		}
 		var sufs []string
 		for j, sfx := range c.RDNSSuffixes {
-			sfx = strings.ToLower(strings.TrimSuffix(sfx, "."))
-			if _, ok := dns.IsDomainName(sfx); !ok || strings.Trim(sfx, ".") == "" {
+			sfx = strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(sfx, "."), "."))
+			if len(sfx) > 253 || !domainRE.MatchString(sfx) {
 				return nil, b.Errorf(pos, fmt.Sprintf("%s.rdns_suffixes[%d]", field, j), "%q is not a domain name", c.RDNSSuffixes[j])
 			}
 			sufs = append(sufs, sfx)

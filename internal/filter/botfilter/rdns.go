@@ -72,8 +72,8 @@ func (v *verifier) Close() error {
 	return nil
 }
 
-// verify reports whether addr's reverse DNS ends in one of suffixes
-// (lower case, with a leading dot) and resolves back to addr.
+// verify reports whether addr's reverse DNS is in one of the domains
+// (lower case, no leading dot) and resolves back to addr.
 func (v *verifier) verify(ctx context.Context, addr netip.Addr, suffixes []string, key string) bool {
 	k := cacheKey{addr, key}
 	now := time.Now()
@@ -181,11 +181,12 @@ func (v *verifier) lookup(addr netip.Addr, suffixes []string) (bool, error) {
 	return false, lastErr
 }
 
-func hasSuffix(name string, suffixes []string) bool {
-	for _, s := range suffixes {
-		// ".google.com" matches "crawl.google.com", and "google.com" itself
-		// only when the suffix was written without its dot.
-		if strings.HasSuffix(name, s) || "."+name == s {
+// hasSuffix reports whether name is one of the domains (given without
+// their leading dot) or inside one: "google.com" takes "google.com" and
+// "crawl.google.com", never "notgoogle.com".
+func hasSuffix(name string, domains []string) bool {
+	for _, d := range domains {
+		if name == d || len(name) > len(d) && strings.HasSuffix(name, d) && name[len(name)-len(d)-1] == '.' {
 			return true
 		}
 	}

@@ -96,7 +96,7 @@ func TestForwardConfirmedReverseDNS(t *testing.T) {
 	})
 	v := newVerifier(d.addr, time.Second, time.Hour, 4, 100)
 	defer v.Close()
-	sfx := []string{".googlebot.com", ".google.com"}
+	sfx := []string{"googlebot.com", "google.com"}
 	for ip, want := range map[string]bool{"192.0.2.1": true, "192.0.2.2": false, "192.0.2.3": false, "192.0.2.4": true,
 		"192.0.2.5": false, "2001:db8::1": true, "192.0.2.7": false, "192.0.2.8": false} {
 		if got := v.verify(context.Background(), netip.MustParseAddr(ip), sfx, "g"); got != want {
@@ -126,7 +126,7 @@ func TestLookupsAreBoundedInTimeAndShared(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 4)}) // 4 addresses, 5 requests each
-			if v.verify(context.Background(), ip, []string{".googlebot.com"}, "g") {
+			if v.verify(context.Background(), ip, []string{"googlebot.com"}, "g") {
 				passed.Add(1)
 			}
 		}()
