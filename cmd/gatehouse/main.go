@@ -27,7 +27,7 @@ var version = "0.1.0-dev"
 const usage = `gatehouse — a reverse proxy
 
 usage:
-  gatehouse run      [-c gatehouse.yaml] [--watch]   serve; SIGHUP reloads, SIGTERM stops gracefully
+  gatehouse run      [-c gatehouse.yaml] [--watch]   serve; SIGHUP reloads, SIGUSR1 reopens log files, SIGTERM stops gracefully
   gatehouse validate [-c gatehouse.yaml]             check a configuration file
   gatehouse proxy --listen ADDR --to URL [--to URL ...]
                                                      no config file: one site, round robin to the targets
@@ -141,16 +141,24 @@ func serve(cfg *config.Config, loader func() (*config.Config, error), watch bool
 	log.Info("gatehouse started", "version", version, "config", cfg.File)
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	ctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if watch {
 		go watchFile(ctx, path, cfg.Hash, log, func() { srv.Reload() })
 	}
 	for sig := range sigs {
-		if sig == syscall.SIGHUP {
+		switch sig {
+		case syscall.SIGHUP:
 			log.Info("SIGHUP: reloading")
 			srv.Reload()
+			continue
+		case syscall.SIGUSR1:
+			if err := srv.ReopenLogs(); err != nil {
+				log.Error("SIGUSR1: cannot reopen the access log; still writing to the old file", "err", err)
+			} else {
+				log.Info("SIGUSR1: access log reopened")
+			}
 			continue
 		}
 		log.Info("stopping: finishing in-flight requests", "signal", sig.String())

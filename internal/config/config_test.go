@@ -100,7 +100,7 @@ func TestParseFull(t *testing.T) {
 	})
 	check("ShutdownTimeout", c.ShutdownTimeout, 15*time.Second)
 	check("Limits", c.Limits, Limits{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 32 << 10, MaxBodyBytes: 1_500_000})
-	check("AccessLog", c.AccessLog, AccessLog{Enabled: false, Output: "/var/log/gatehouse.log"})
+	check("AccessLog", c.AccessLog, AccessLog{Enabled: false, Output: "/var/log/gatehouse.log", Format: "json"})
 
 	check("len(Upstreams)", len(c.Upstreams), 2)
 	app := c.Upstreams["app"]
@@ -179,7 +179,7 @@ sites:
 	}
 	check("ShutdownTimeout", c.ShutdownTimeout, 30*time.Second)
 	check("Limits", c.Limits, Limits{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10})
-	check("AccessLog", c.AccessLog, AccessLog{Enabled: true, Output: "stderr"})
+	check("AccessLog", c.AccessLog, AccessLog{Enabled: true, Output: "stderr", Format: "json"})
 	check("Admin", c.Admin, (*Admin)(nil))
 	a := c.Upstreams["a"]
 	check("Balance", a.Balance, "hash")
@@ -199,8 +199,8 @@ func TestDefaultsOnlyWhenAbsent(t *testing.T) {
 		get        func(*Config) any
 		want       any
 	}{
-		{"access_log present without enabled", "access_log: {output: stdout}", func(c *Config) any { return c.AccessLog }, AccessLog{Enabled: true, Output: "stdout"}},
-		{"access_log null", "access_log:", func(c *Config) any { return c.AccessLog }, AccessLog{Enabled: true, Output: "stderr"}},
+		{"access_log present without enabled", "access_log: {output: stdout}", func(c *Config) any { return c.AccessLog }, AccessLog{Enabled: true, Output: "stdout", Format: "json"}},
+		{"access_log null", "access_log:", func(c *Config) any { return c.AccessLog }, AccessLog{Enabled: true, Output: "stderr", Format: "json"}},
 		{"access_log disabled", "access_log: {enabled: false}", func(c *Config) any { return c.AccessLog.Enabled }, false},
 		{"shutdown_timeout 0", "shutdown_timeout: 0", func(c *Config) any { return c.ShutdownTimeout }, time.Duration(0)},
 		{"shutdown_timeout 0s", "shutdown_timeout: 0s", func(c *Config) any { return c.ShutdownTimeout }, time.Duration(0)},

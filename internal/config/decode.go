@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -215,6 +216,17 @@ func (d *decoder) into(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		// A ratio or a weight: 0.25, 1, 1e-3. NaN and infinities are no
+		// setting anyone means.
+		if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!float" || n.ShortTag() == "!!int") {
+			f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+			if err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				v.SetFloat(f)
+				return
+			}
+		}
+		d.mismatch(n, v.Type(), path)
 	case reflect.Pointer:
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))

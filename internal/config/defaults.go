@@ -55,6 +55,14 @@ func applyDefaults(c *Config, pos Positions) {
 	def("limits.max_header_bytes", func() { c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes })
 	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
 	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })
+	def("access_log.format", func() { c.AccessLog.Format = "json" })
+	def("request_id.enabled", func() { c.RequestID.Enabled = true })
+	def("request_id.header", func() { c.RequestID.Header = "X-Request-ID" })
+	def("request_id.trust_incoming", func() { c.RequestID.TrustIncoming = true })
+	if t := c.Tracing; t != nil {
+		def("tracing.sample_ratio", func() { t.SampleRatio = 1 })
+		def("tracing.service_name", func() { t.ServiceName = "gatehouse" })
+	}
 	if r := c.Cluster.Redis; r != nil {
 		def("cluster.redis.dial_timeout", func() { r.DialTimeout = time.Second })
 		def("cluster.redis.timeout", func() { r.Timeout = 100 * time.Millisecond })

@@ -37,6 +37,8 @@ func describe(t reflect.Type) string {
 		return "true or false"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return "an integer"
+	case reflect.Float64:
+		return "a number"
 	case reflect.Slice:
 		return "a list of " + plural(t.Elem())
 	case reflect.Map:
@@ -77,6 +79,8 @@ func plural(t reflect.Type) string {
 		return "booleans"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return "integers"
+	case reflect.Float64:
+		return "numbers"
 	case reflect.Slice:
 		return "lists"
 	case reflect.Pointer:

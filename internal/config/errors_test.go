@@ -16,6 +16,28 @@ func TestErrors(t *testing.T) {
 		want []string
 	}{
 		{
+			name: "observability sections",
+			text: `listeners: [{addr: "127.0.0.1:1"}]
+access_log: {format: jsn, fields: [status, stauts, "header:bad name", status]}
+request_id: {header: "X Request"}
+tracing: {sample_ratio: 1.5, headers: {"a b": x}}
+cluster: {redis: {db: -1}}
+`,
+			want: []string{
+				`2:22: access_log.format: format must be json, combined or common, not "jsn" (did you mean "json"?)`,
+				`2:35: access_log.fields: fields apply to format json only; combined and common have fixed fields`,
+				`2:44: access_log.fields[1]: unknown field "stauts" (did you mean "status"?); fields: time, client, method, host, path, query, proto, status, bytes, bytes_in, duration_ms, upstream, upstream_ms, route, request_id, tls, cache, user, blocked, referer, user_agent, header:NAME`,
+				`2:52: access_log.fields[2]: "header:bad name": header:NAME needs a header field name`,
+				`2:71: access_log.fields[3]: field "status" is listed twice`,
+				`3:22: request_id.header: "X Request" is not a header field name`,
+				`4:10: tracing.otlp_endpoint: required: the OTLP/HTTP collector, e.g. http://127.0.0.1:4318`,
+				`4:25: tracing.sample_ratio: sample_ratio must be between 0 and 1, got 1.5`,
+				`4:40: tracing.headers["a b"]: "a b" is not a header field name`,
+				`5:18: cluster.redis.addr: required: host:port of the Redis server`,
+				`5:23: cluster.redis.db: must be 0 or more`,
+			},
+		},
+		{
 			name: "no listeners",
 			text: "sites: [{routes: [{respond: {}}]}]\n",
 			want: []string{

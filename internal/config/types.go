@@ -29,6 +29,8 @@ type Config struct {
 	ShutdownTimeout time.Duration        `yaml:"shutdown_timeout"` // default 30s
 	Limits          Limits               `yaml:"limits"`
 	AccessLog       AccessLog            `yaml:"access_log"`
+	RequestID       RequestID            `yaml:"request_id"`
+	Tracing         *Tracing             `yaml:"tracing"`
 	Upstreams       map[string]*Upstream `yaml:"upstreams"`
 	Sites           []Site               `yaml:"sites"`
 	// Cluster is the state several gatehouse instances share.
@@ -89,6 +91,29 @@ type Size int64
 type AccessLog struct {
 	Enabled bool   `yaml:"enabled"` // default true
 	Output  string `yaml:"output"`  // stderr (default) | stdout | file path
+	Format  string `yaml:"format"`  // json (default) | combined | common
+	// Fields, for the json format, lists the fields to write, in order
+	// (names of observe.Fields, or header:NAME for a request header).
+	Fields []string `yaml:"fields"`
+}
+
+// RequestID is the identifier every request carries to the backend and the
+// access log.
+type RequestID struct {
+	Enabled bool   `yaml:"enabled"` // default true
+	Header  string `yaml:"header"`  // default X-Request-ID
+	// TrustIncoming keeps a well-formed identifier the client (or a proxy in
+	// front) sent; false: always a new one.
+	TrustIncoming bool `yaml:"trust_incoming"` // default true
+}
+
+// Tracing exports OpenTelemetry spans over OTLP/HTTP.
+type Tracing struct {
+	Pos          Pos               `yaml:"-"`
+	OTLPEndpoint string            `yaml:"otlp_endpoint"` // e.g. http://127.0.0.1:4318 (required)
+	SampleRatio  float64           `yaml:"sample_ratio"`  // default 1; parents' decisions are followed
+	ServiceName  string            `yaml:"service_name"`  // default gatehouse
+	Headers      map[string]string `yaml:"headers"`       // sent with each export (an API key, say)
 }
 
 type Upstream struct {

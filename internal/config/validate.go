@@ -115,6 +115,9 @@ func (v *validator) global() {
 	if c.AccessLog.Output == "" {
 		v.errorf("access_log.output", "output must not be empty: write stderr, stdout or a file path")
 	}
+	v.accessLog()
+	v.requestID()
+	v.tracing()
 	if m := c.Limits.MaxHeaderBytes; m < 1<<10 || m > 16<<20 {
 		v.errorf("limits.max_header_bytes", "max_header_bytes must be between 1KiB and 16MiB, got %d", m)
 	}

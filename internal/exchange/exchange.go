@@ -8,6 +8,7 @@ package exchange
 
 import (
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 )
@@ -22,7 +23,9 @@ type Request struct {
 	Host     []byte // Host header (or authority), as sent
 	// ProtoMinor is the HTTP/1.x minor version (1 for HTTP/2 exchanges).
 	ProtoMinor int
-	Header     Headers
+	// HTTP2 is set by the HTTP/2 engine (for logs; semantics follow ProtoMinor).
+	HTTP2  bool
+	Header Headers
 	// ContentLength is -1 when the length is unknown (chunked, HTTP/2 without it).
 	ContentLength int64
 	Body          io.Reader // never nil; reads EOF at once when there is no body
@@ -36,6 +39,37 @@ type Request struct {
 	TLS        bool
 	RemoteAddr netip.AddrPort
 	LocalAddr  netip.AddrPort
+
+	// ID identifies the request in logs, traces and to the backend (the
+	// request_id setting); it points into idBuf or into the request head.
+	ID    []byte
+	idBuf [32]byte
+}
+
+// Proto is the protocol as logs write it: HTTP/1.0, HTTP/1.1, HTTP/2.0.
+func (r *Request) Proto() string {
+	switch {
+	case r.HTTP2:
+		return "HTTP/2.0"
+	case r.ProtoMinor == 0:
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
+}
+
+// NewID sets ID to 128 random bits in hex, as nginx's $request_id, without
+// allocating.
+func (r *Request) NewID() []byte {
+	const hex = "0123456789abcdef"
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 16; i++ {
+		r.idBuf[i] = hex[a>>60]
+		r.idBuf[16+i] = hex[b>>60]
+		a <<= 4
+		b <<= 4
+	}
+	r.ID = r.idBuf[:]
+	return r.ID
 }
 
 // Reset clears r for reuse, keeping allocated capacity.

@@ -39,10 +39,11 @@ type Exchange struct {
 
 // LogFields is what filters report about an exchange.
 type LogFields struct {
-	Upstream string // the target that answered (set by the route's action)
-	Cache    string // RFC 9211 outcome: hit, miss, stale, bypass, ...
-	User     string // the authenticated identity
-	Blocked  string // which filter refused the request and why, e.g. "waf:942100"
+	Upstream        string        // the target that answered (set by the route's action)
+	UpstreamLatency time.Duration // its time to the response head
+	Cache           string        // RFC 9211 outcome: hit, miss, stale, bypass, ...
+	User            string        // the authenticated identity
+	Blocked         string        // which filter refused the request and why, e.g. "waf:942100"
 }
 
 // Reset clears x for the next request.

@@ -62,6 +62,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Method:        []byte(r.Method),
 		Host:          []byte(r.Host),
 		ProtoMinor:    1,
+		HTTP2:         true,
 		ContentLength: r.ContentLength,
 		Body:          r.Body,
 		TLS:           s.tls,

@@ -5,62 +5,65 @@ import (
 	"bufio"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 )
 
-// Entry is what one request leaves in the access log.
-type Entry struct {
-	Start    time.Time
-	Client   []byte
-	Method   []byte
-	Host     []byte
-	Path     []byte
-	Status   int
-	Bytes    int64
-	Duration time.Duration
-	Upstream string
-	Route    string
-	Cache    string // filter.LogFields: cache outcome, identity, refusal
-	User     string
-	Blocked  string
-}
-
-// AccessLog writes one JSON line per request from a goroutine of its own:
+// AccessLog writes one line per request from a goroutine of its own:
 // requests only format into a pooled buffer and hand it over, never wait on
 // the disk, and lines are dropped (and counted) when the queue is full.
 type AccessLog struct {
+	path    string // "" for stderr/stdout
+	format  *Format
 	out     io.Writer
 	closer  io.Closer
 	queue   chan *[]byte
+	reopen  chan chan error
 	done    chan struct{}
 	dropped atomic.Int64
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// OpenAccessLog opens output: "stderr", "stdout" or a file path (appended to).
-func OpenAccessLog(output string) (*AccessLog, error) {
-	var w io.Writer
-	var c io.Closer
+// OpenAccessLog opens output: "stderr", "stdout" or a file path (appended
+// to), writing lines in format f.
+func OpenAccessLog(output string, f *Format) (*AccessLog, error) {
+	l := &AccessLog{format: f, queue: make(chan *[]byte, 8192), reopen: make(chan chan error), done: make(chan struct{})}
 	switch output {
 	case "", "stderr":
-		w = os.Stderr
+		l.out = os.Stderr
 	case "stdout":
-		w = os.Stdout
+		l.out = os.Stdout
 	default:
-		f, err := os.OpenFile(output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		f, err := openLogFile(output)
 		if err != nil {
 			return nil, err
 		}
-		w, c = f, f
+		l.path, l.out, l.closer = output, f, f
 	}
-	l := &AccessLog{out: w, closer: c, queue: make(chan *[]byte, 8192), done: make(chan struct{})}
 	go l.run()
 	return l, nil
+}
+
+func openLogFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+}
+
+// Reopen closes the log file and opens it again by name, after logrotate
+// has moved it away (SIGUSR1). Lines queued meanwhile wait, none is lost.
+// If the file cannot be opened, the old one is kept and the error returned.
+func (l *AccessLog) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	ack := make(chan error)
+	select {
+	case l.reopen <- ack:
+		return <-ack
+	case <-l.done:
+		return nil
+	}
 }
 
 // Dropped is how many lines were lost to a full queue.
@@ -69,15 +72,30 @@ func (l *AccessLog) Dropped() int64 { return l.dropped.Load() }
 func (l *AccessLog) run() {
 	defer close(l.done)
 	bw := bufio.NewWriterSize(l.out, 64<<10)
-	for b := range l.queue {
-		bw.Write(*b)
-		*b = (*b)[:0]
-		bufPool.Put(b)
-		if len(l.queue) == 0 {
+	for {
+		select {
+		case b, ok := <-l.queue:
+			if !ok {
+				bw.Flush()
+				return
+			}
+			bw.Write(*b)
+			*b = (*b)[:0]
+			bufPool.Put(b)
+			if len(l.queue) == 0 {
+				bw.Flush()
+			}
+		case ack := <-l.reopen:
 			bw.Flush()
+			f, err := openLogFile(l.path)
+			if err == nil {
+				l.closer.Close()
+				l.out, l.closer = f, f
+				bw.Reset(f)
+			}
+			ack <- err
 		}
 	}
-	bw.Flush()
 }
 
 // Close writes what is queued and closes the output.
@@ -89,39 +107,10 @@ func (l *AccessLog) Close() {
 	}
 }
 
-// Log queues one entry.
+// Log formats one entry and queues it.
 func (l *AccessLog) Log(e *Entry) {
 	bp := bufPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	b = append(b, `{"time":"`...)
-	b = e.Start.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","level":"INFO","msg":"access","client":`...)
-	b = appendJSONString(b, e.Client)
-	b = append(b, `,"method":`...)
-	b = appendJSONString(b, e.Method)
-	b = append(b, `,"host":`...)
-	b = appendJSONString(b, e.Host)
-	b = append(b, `,"path":`...)
-	b = appendJSONString(b, e.Path)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(e.Status), 10)
-	b = append(b, `,"bytes":`...)
-	b = strconv.AppendInt(b, e.Bytes, 10)
-	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, float64(e.Duration.Microseconds())/1000, 'f', 3, 64)
-	b = append(b, `,"upstream":`...)
-	b = appendJSONString(b, e.Upstream)
-	b = append(b, `,"route":`...)
-	b = appendJSONString(b, e.Route)
-	for _, f := range [...]struct{ name, v string }{{"cache", e.Cache}, {"user", e.User}, {"blocked", e.Blocked}} {
-		if f.v != "" {
-			b = append(b, `,"`...)
-			b = append(b, f.name...)
-			b = append(b, `":`...)
-			b = appendJSONString(b, f.v)
-		}
-	}
-	b = append(b, "}\n"...)
+	b := l.format.Append((*bp)[:0], e)
 	*bp = b
 	select {
 	case l.queue <- bp:

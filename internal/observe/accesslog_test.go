@@ -35,7 +35,7 @@ func FuzzJSONString(f *testing.F) {
 
 func TestAccessLogWritesOneJSONLinePerEntry(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
-	l, err := OpenAccessLog(path)
+	l, err := OpenAccessLog(path, NewFormat("json", nil))
 	if err != nil {
 		t.Fatal(err)
 	}

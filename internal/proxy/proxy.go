@@ -29,6 +29,11 @@ type Forwarder struct {
 type Result struct {
 	Target *upstream.Target
 	Status int
+	// UpstreamLatency is from the last attempt's start to its response
+	// head (or its failure).
+	UpstreamLatency time.Duration
+	// Attempts is how many targets were tried (1 + retries).
+	Attempts int
 }
 
 // expectContinueWait is how long a backend may take to answer
@@ -86,24 +91,23 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 	obs, _ := policy.(upstream.Observer)
 	for n := 1; ; n++ {
 		res.Target = t
+		res.Attempts = n
 		if n <= len(tried) {
 			tried[n-1] = t
 		}
 		t.InFlight.Add(1)
-		var began time.Time
-		if obs != nil {
-			began = time.Now()
-		}
+		began := time.Now()
 		var a attempt
 		if t.RoundTripper != nil {
 			a = f.tryRT(ctx, req, r, pool, t, st, trusted)
 		} else {
 			a = f.try(ctx, req, w, r, pool, t, st, trusted)
 		}
+		res.UpstreamLatency = time.Since(began) // the response head is in, or the attempt failed
 		if obs != nil {
 			// A 5xx is a real answer with a real latency; passive health
 			// judges 5xx.
-			obs.Observe(t, time.Since(began), a.err == nil)
+			obs.Observe(t, res.UpstreamLatency, a.err == nil)
 		}
 		failed := a.err != nil || a.status() >= 500
 		if failed && t.ReportFailure(pool.Passive, time.Now()) {

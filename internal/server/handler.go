@@ -15,6 +15,13 @@ import (
 func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter) {
 	start := time.Now()
 	snap := s.snap.Load()
+	if rid := &snap.RequestID; rid.Header != nil {
+		assignRequestID(req, rid.Header, rid.Name, rid.Trust)
+	}
+	var span *observe.Span
+	if tr := s.tracer.Load(); tr != nil {
+		span = tr.Start(req)
+	}
 	r := snap.Router.Match(req)
 	var res proxy.Result
 	var lf *filter.LogFields
@@ -35,6 +42,7 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 		}
 		snap.Chains[r.Site][r.Index].Serve(&sv.x)
 		res.Status = sv.rec.Status
+		res.UpstreamLatency = sv.x.Log.UpstreamLatency
 		upstreamAddr = sv.x.Log.Upstream
 		defer func() {
 			sv.x.Reset()
@@ -48,28 +56,76 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 			upstreamAddr = res.Target.Addr
 		}
 	}
+	routeName := ""
+	if r != nil {
+		routeName = r.Name
+	}
+	if span != nil {
+		span.End(req, routeName, upstreamAddr, res.Status)
+	}
 	if al := s.accessLog.Load(); al != nil {
 		_, n := w.Written()
 		var buf [64]byte
 		e := observe.Entry{
-			Start:    start,
-			Client:   req.RemoteAddr.AppendTo(buf[:0]),
-			Method:   req.Method,
-			Host:     req.Host,
-			Path:     req.Path,
-			Status:   res.Status,
-			Bytes:    n,
-			Duration: time.Since(start),
-			Upstream: upstreamAddr,
-		}
-		if r != nil {
-			e.Route = r.Name
+			Start:           start,
+			Client:          req.RemoteAddr.AppendTo(buf[:0]),
+			Method:          req.Method,
+			Host:            req.Host,
+			Path:            req.Path,
+			Query:           req.Query,
+			HasQuery:        req.HasQuery,
+			Proto:           req.Proto(),
+			Status:          res.Status,
+			Bytes:           n,
+			Duration:        time.Since(start),
+			Upstream:        upstreamAddr,
+			UpstreamLatency: res.UpstreamLatency,
+			Route:           routeName,
+			RequestID:       req.ID,
+			Header:          req.Header,
 		}
 		if lf != nil {
 			e.Cache, e.User, e.Blocked = lf.Cache, lf.User, lf.Blocked
 		}
 		al.Log(&e)
 	}
+}
+
+// assignRequestID gives req its identifier: the one it came with when
+// trusted and well-formed, else a new one, which replaces any the client
+// sent so that the backend sees exactly one.
+func assignRequestID(req *exchange.Request, name []byte, nameStr string, trust bool) {
+	var got []byte
+	n := 0
+	for i := range req.Header {
+		if exchange.EqualFold(req.Header[i].Name, nameStr) {
+			got = req.Header[i].Value
+			n++
+		}
+	}
+	if trust && n == 1 && validRequestID(got) {
+		req.ID = got
+		return
+	}
+	if n > 0 {
+		req.Header.Del(nameStr)
+	}
+	req.Header.Add(name, req.NewID())
+}
+
+// validRequestID accepts what tracing systems and other proxies send (UUIDs,
+// hex, base64url, dotted ids) and nothing that could break a log line or a
+// header: 1 to 128 of A-Z a-z 0-9 - _ . : + / =.
+func validRequestID(v []byte) bool {
+	if len(v) == 0 || len(v) > 128 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
 }
 
 // act runs the route's action: its answer, its redirect, or forwarding.
@@ -99,6 +155,7 @@ func (f *finalHandler) Serve(x *filter.Exchange) {
 	f.snap.act(f.r, x.Req, x.W, &res)
 	if res.Target != nil {
 		x.Log.Upstream = res.Target.Addr
+		x.Log.UpstreamLatency = res.UpstreamLatency
 	}
 }
 

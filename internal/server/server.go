@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,9 @@ type Server struct {
 	backends     map[string]*upstream.Backend
 	resolvers    []*resolver // of the current snapshot's pools with discovered targets
 	admin        *adminServer
-	accessOut    string
+	accessKey    string // the access_log settings accessLog was opened with
+	tracer       atomic.Pointer[observe.Tracer]
+	tracingKey   string
 	reloads      atomic.Int64
 	lastReload   atomic.Pointer[reloadStatus]
 	startedAt    time.Time
@@ -94,6 +97,9 @@ func (s *Server) Start() error {
 	if err := s.applyAccessLog(cfg); err != nil {
 		return err
 	}
+	if err := s.applyTracing(cfg); err != nil {
+		return err
+	}
 	if err := s.openNewListeners(cfg); err != nil {
 		s.closeListeners(s.listeners)
 		return err
@@ -133,6 +139,9 @@ func (s *Server) Apply(cfg *config.Config) error {
 	snap, used, err := buildSnapshot(cfg, s.backends, prev.Filters, s.env)
 	if err == nil {
 		err = s.applyAccessLog(cfg)
+	}
+	if err == nil {
+		err = s.applyTracing(cfg)
 	}
 	if err == nil {
 		// Listeners first: if a new address cannot be opened, nothing changes.
@@ -196,28 +205,61 @@ func errorLines(err error) []string {
 }
 
 func (s *Server) applyAccessLog(cfg *config.Config) error {
-	out := ""
-	if cfg.AccessLog.Enabled {
-		out = cfg.AccessLog.Output
-		if out == "" {
-			out = "stderr"
-		}
+	a := cfg.AccessLog
+	key := ""
+	if a.Enabled {
+		key = a.Output + "\x00" + a.Format + "\x00" + strings.Join(a.Fields, "\x00")
 	}
-	if out == s.accessOut {
+	if key == s.accessKey {
 		return nil
 	}
 	var al *observe.AccessLog
-	if out != "" {
+	if key != "" {
 		var err error
-		if al, err = observe.OpenAccessLog(out); err != nil {
+		if al, err = observe.OpenAccessLog(a.Output, observe.NewFormat(a.Format, a.Fields)); err != nil {
 			return fmt.Errorf("access_log.output: %w", err)
 		}
 	}
 	prev := s.accessLog.Swap(al)
-	s.accessOut = out
+	s.accessKey = key
 	if prev != nil {
 		// Requests still holding it finish writing within a moment.
 		time.AfterFunc(5*time.Second, prev.Close)
+	}
+	return nil
+}
+
+// applyTracing starts, replaces or stops the span exporter when the
+// tracing section changed.
+func (s *Server) applyTracing(cfg *config.Config) error {
+	key := ""
+	if t := cfg.Tracing; t != nil {
+		key = fmt.Sprintf("%s|%g|%s|%v", t.OTLPEndpoint, t.SampleRatio, t.ServiceName, t.Headers)
+	}
+	if key == s.tracingKey {
+		return nil
+	}
+	var tr *observe.Tracer
+	if t := cfg.Tracing; t != nil {
+		var err error
+		tr, err = observe.NewTracer(observe.TracingConfig{Endpoint: t.OTLPEndpoint, SampleRatio: t.SampleRatio,
+			ServiceName: t.ServiceName, Headers: t.Headers, Version: Version})
+		if err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
+	}
+	prev := s.tracer.Swap(tr)
+	s.tracingKey = key
+	if prev != nil {
+		time.AfterFunc(5*time.Second, prev.Close)
+	}
+	return nil
+}
+
+// ReopenLogs reopens the access log file (SIGUSR1, after logrotate).
+func (s *Server) ReopenLogs() error {
+	if al := s.accessLog.Load(); al != nil {
+		return al.Reopen()
 	}
 	return nil
 }
@@ -253,6 +295,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	if al := s.accessLog.Swap(nil); al != nil {
 		al.Close()
+	}
+	if tr := s.tracer.Swap(nil); tr != nil {
+		tr.Close()
 	}
 	s.snap.Load().Filters.Close()
 }

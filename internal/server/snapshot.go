@@ -28,6 +28,14 @@ type Snapshot struct {
 	Chains [][]filter.Handler
 	// Filters is what the filters keep across reloads.
 	Filters *filter.State
+	// RequestID is the request_id setting; Header is nil when it is off.
+	RequestID requestIDSetting
+}
+
+type requestIDSetting struct {
+	Header []byte
+	Name   string // Header as a string, for lookups that must not convert
+	Trust  bool
 }
 
 // buildSnapshot compiles cfg. backends holds the previous snapshot's backends
@@ -61,6 +69,9 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 			BodyReadTimeout:   cfg.Limits.BodyReadTimeout,
 		},
 		Filters: filter.NewState(prevFilters),
+	}
+	if cfg.RequestID.Enabled {
+		s.RequestID = requestIDSetting{Header: []byte(cfg.RequestID.Header), Name: cfg.RequestID.Header, Trust: cfg.RequestID.TrustIncoming}
 	}
 	final := func(r *route.Route) filter.Handler { return &finalHandler{snap: s, r: r} }
 	if s.Chains, err = buildChains(cfg, rt, final, env, s.Filters); err != nil {
