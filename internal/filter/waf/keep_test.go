@@ -52,3 +52,33 @@ func TestCompiledRulesAreKeptAcrossReloads(t *testing.T) {
 	s3.Retire(s2)
 	s3.Close()
 }
+
+// An exclusion must not be a way around the WAF: a path that a backend
+// could normalise out of the excluded prefix is inspected.
+func TestExcludedPathsCannotBeEscaped(t *testing.T) {
+	f := &Filter{exclude: [][]byte{[]byte("/static/")}}
+	for path, want := range map[string]bool{
+		"/static/app.js":            true,
+		"/static/img/logo.png":      true,
+		"/static":                   false,
+		"/staticx/a":                false,
+		"/static/../admin":          false,
+		"/static/./a":               false,
+		"/static/%2e%2e/admin":      false,
+		"/static/%2E%2e/admin":      false,
+		"/static/..%2fadmin":        false,
+		"/static/%2fadmin":          false,
+		"/static/..\\admin":         false,
+		"/static/%5c..%5cadmin":     false,
+		"/static/%252e%252e/admin":  false,
+		"/static/a%20b.css":         true,
+		"/static/trailing%":         true,
+		"/static/half%2":            true,
+		"/admin?x=/static/":         false,
+		"/static/.well-known/x.txt": false, // dot segments are never trusted
+	} {
+		if got := f.excluded([]byte(path)); got != want {
+			t.Errorf("excluded(%q) = %v, want %v", path, got, want)
+		}
+	}
+}

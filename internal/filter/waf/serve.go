@@ -78,7 +78,7 @@ func (f *Filter) excluded(path []byte) bool {
 	}
 	match := false
 	for _, p := range f.exclude {
-		if bytes.HasPrefix(path, []byte(p)) {
+		if bytes.HasPrefix(path, p) {
 			match = true
 			break
 		}

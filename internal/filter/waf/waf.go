@@ -60,7 +60,7 @@ const (
 type Filter struct {
 	eng         *engine
 	block       bool
-	exclude     []string
+	exclude     [][]byte
 	bodyLimit   int64
 	rejectOver  bool
 	inspectResp bool
@@ -141,10 +141,14 @@ func New(b *filter.Build) (filter.Filter, error) {
 		}
 		return nil, b.Errorf(pos, field, "the rules do not load: %s", oneLine(err.Error()))
 	}
+	var exclude [][]byte
+	for _, p := range s.ExcludePaths {
+		exclude = append(exclude, []byte(p))
+	}
 	return &Filter{
 		eng:         eng,
 		block:       s.Mode == "block",
-		exclude:     s.ExcludePaths,
+		exclude:     exclude,
 		bodyLimit:   int64(s.RequestBodyLimit),
 		rejectOver:  s.RequestBodyOverLimit == "reject",
 		inspectResp: s.InspectResponse,
