@@ -16,16 +16,34 @@
 #   WARMUP       wrk duration of the one warm-up run per proxy    [2s]
 #   SIZES        scenarios to run, in order                       ["small large"]
 #   PROXIES      proxies to run, in order                         ["gatehouse nginx haproxy caddy"]
-#                add "direct" to also load the backend without any proxy
+#                add "direct" to also load the backend without any proxy,
+#                "gatehouse-nometrics" for gatehouse with per-request metrics
+#                off (--metrics=false), to measure what the metrics cost, and
+#                gatehouse with one protection on its route (compare with
+#                "gatehouse" for the cost of the protection):
+#                  gh_rl       rate_limit, local store, one client at a rate it
+#                              never reaches (every request counted, none refused)
+#                  gh_rlredis  the same with store: redis (starts a redis-server;
+#                              apt-get install redis-server)
+#                  gh_ipf      ip_filter with a 10000-prefix deny list
+#                  gh_waf      waf: the OWASP CRS at paranoia level 1, block mode
+#                e.g. PROXIES="gatehouse gh_rl gh_rlredis gh_ipf nginx"
 #   WORKERS      worker processes / threads given to each proxy   [nproc, i.e. 2 here]
-#   MODES        extra gatehouse configurations to run next to the plain
-#                one, e.g. MODES=waf adds "gatehouse_waf" (the WAF with the
-#                OWASP CRS at paranoia level 1 on the route) and prints its
-#                req/s as a ratio of plain gatehouse's           [none]
 #   GATEHOUSE_BIN  use this gatehouse binary instead of building ./cmd/gatehouse
 #   NGINX_BIN, HAPROXY_BIN, CADDY_BIN  competitor binaries  [found on PATH]
 #   RESULTS_DIR  if set, raw wrk outputs, results.tsv, logs and the
 #                generated proxy configs are copied here
+#   MODES        runs to do, in order                              ["plain"]
+#                plain: the SIZES scenarios, proxies as they come
+#                waf:   the SIZES scenarios with gatehouse, gh_waf and nginx
+#                       (when in PROXIES): the WAF's cost, as a ratio of
+#                       plain gatehouse's req/s and CPU per request
+#                gzip:  responses compressed with gzip (scenario "text", a
+#                       64 KiB JSON body, requested with Accept-Encoding: gzip):
+#                       gatehouse `compress` vs nginx `gzip on` (and Caddy
+#                       `encode`) at the same level; adds response bytes
+#   GZIP_LEVEL   gzip level of the gzip mode, for every proxy        [1]
+#                (1 is nginx's default gzip_comp_level)
 #
 # See bench/README.md for what is measured and how to read the ratios.
 #
@@ -71,16 +89,11 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
 SIZES=${SIZES:-small large}
 PROXIES=${PROXIES:-gatehouse nginx haproxy caddy}
-MODES=${MODES:-}
-for m in $MODES; do
-	case "$m" in
-	waf) PROXIES="$PROXIES gatehouse_$m" ;;
-	*)
-		echo "compare.sh: unknown mode in MODES: $m (known: waf)" >&2
-		exit 2
-		;;
-	esac
-done
+MODES=${MODES:-plain}
+GZIP_LEVEL=${GZIP_LEVEL:-1}
+# GZIP is 1 while the proxies are set up to compress (MODES=gzip).
+GZIP=0
+WRK_HEADERS=()
 # Every proxy gets the same number of workers: nginx worker_processes, HAProxy
 # nbthread, and GOMAXPROCS for the Go proxies (gatehouse, Caddy). We use all
 # cores (2 on the reference machine); wrk and the backend share those cores.
@@ -91,6 +104,10 @@ RESULTS_DIR=${RESULTS_DIR:-}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer" >&2; exit 2; }
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || { echo "CONNECTIONS must be a positive integer" >&2; exit 2; }
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a positive integer" >&2; exit 2; }
+[[ "$GZIP_LEVEL" =~ ^[1-9]$ ]] || { echo "GZIP_LEVEL must be 1 to 9" >&2; exit 2; }
+for m in $MODES; do
+	[[ "$m" == plain || "$m" == gzip || "$m" == waf ]] || { echo "unknown mode in MODES: $m (plain, gzip, waf)" >&2; exit 2; }
+done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -190,7 +207,11 @@ command -v go >/dev/null || die "go is not installed"
 ACTIVE=()
 for p in $PROXIES; do
 	case "$p" in
-	gatehouse | gatehouse_waf | direct) ACTIVE+=("$p") ;;
+	gatehouse | gatehouse-nometrics | direct | gh_rl | gh_ipf | gh_waf) ACTIVE+=("$p") ;;
+	gh_rlredis)
+		have redis-server || die "gh_rlredis needs redis-server (apt-get install redis-server)"
+		ACTIVE+=("$p")
+		;;
 	nginx | haproxy | caddy)
 		if have "${BIN_OF[$p]}"; then
 			ACTIVE+=("$p")
@@ -287,39 +308,93 @@ build_gatehouse() {
 }
 
 start_gatehouse() {
-	local name=$1 port=$2 bport=$3
-	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" \
-		>"$TMP/$name.log" 2>&1 &
-	track "$name" $!
-}
-
-# gatehouse_waf: the same proxy run from a configuration file whose route
-# has the WAF (OWASP CRS, paranoia level 1, block mode).
-build_gatehouse_waf() { [[ -n "$GATEHOUSE_BIN" ]] || build_gatehouse; }
-
-start_gatehouse_waf() {
-	local name=$1 port=$2 bport=$3 d=$TMP/$1
-	mkdir -p "$d"
-	cat >"$d/gatehouse.yaml" <<EOF
-# generated by bench/compare.sh
+	# (not $TMP/$1: that is where build_gatehouse puts the binary)
+	local name=$1 port=$2 bport=$3 d=$TMP/$1.d
+	if ((GZIP)); then
+		# The same work as nginx's gzip below: gzip only, same level, same
+		# minimum length, access log off.
+		mkdir -p "$d"
+		cat >"$d/gatehouse.conf" <<EOF
+# generated by bench/compare.sh (MODES=gzip)
 listeners: [{addr: "127.0.0.1:$port"}]
 access_log: {enabled: false}
 upstreams: {app: {targets: ["http://127.0.0.1:$bport"]}}
 sites:
   - routes:
       - upstream: app
-        middleware: [{waf: {rules: crs, paranoia_level: 1, mode: block}}]
+        middleware:
+          - compress: {algorithms: [gzip], levels: {gzip: $GZIP_LEVEL}, min_bytes: 1024, types: [text/*, application/json]}
+EOF
+		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.conf" >"$TMP/$name.log" 2>&1 &
+	else
+		GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" proxy --listen "127.0.0.1:$port" --to "http://127.0.0.1:$bport" "${@:4}" \
+			>"$TMP/$name.log" 2>&1 &
+	fi
+	track "$name" $!
+}
+
+# gatehouse-nometrics: the same binary without per-request metrics.
+build_gatehouse-nometrics() { build_gatehouse; }
+start_gatehouse-nometrics() { start_gatehouse "$@" --metrics=false; }
+
+# The gh_* variants: gatehouse run -c with one middleware on the route, so
+# that the difference with "gatehouse" is the cost of that protection.
+build_gh_rl() { build_gatehouse; }
+build_gh_rlredis() { build_gatehouse; }
+build_gh_ipf() { build_gatehouse; }
+build_gh_waf() { build_gatehouse; }
+
+start_gh_variant() { # start_gh_variant NAME PORT BACKEND_PORT TOP MIDDLEWARE
+	local name=$1 port=$2 bport=$3 top=$4 mw=$5 d=$TMP/$1
+	mkdir -p "$d"
+	cat >"$d/gatehouse.yaml" <<EOF
+# generated by bench/compare.sh
+listeners: [{addr: "127.0.0.1:$port"}]
+access_log: {enabled: false}
+$top
+upstreams:
+  backends: {targets: ["http://127.0.0.1:$bport"]}
+sites:
+  - routes:
+      - upstream: backends
+        middleware:
+          - $mw
 EOF
 	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.yaml" >"$TMP/$name.log" 2>&1 &
 	track "$name" $!
 }
 
+start_gh_waf() { start_gh_variant "$1" "$2" "$3" "" "waf: {rules: crs, paranoia_level: 1, mode: block}"; }
+
+start_gh_rl() { start_gh_variant "$1" "$2" "$3" "" "rate_limit: {rate: 1000000000/s}"; }
+
+start_gh_ipf() {
+	local list i
+	list=$(for ((i = 0; i < 10000; i++)); do printf '"10.%d.%d.0/24",' $((i >> 8)) $((i & 255)); done)
+	start_gh_variant "$1" "$2" "$3" "" "ip_filter: {deny: [${list%,}]}"
+}
+
+start_gh_rlredis() {
+	local rport
+	free_port
+	rport=$FREE_PORT
+	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+	track redis $!
+	wait_ready redis "$rport" "$TMP/redis.log"
+	start_gh_variant "$1" "$2" "$3" "cluster: {redis: {addr: \"127.0.0.1:$rport\"}}" \
+		"rate_limit: {rate: 1000000/s, store: redis}"
+}
+
 start_nginx() {
-	local name=$1 port=$2 bport=$3 d=$TMP/$1 user=""
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 user="" gz=""
 	mkdir -p "$d"/{client_body,proxy,fastcgi,uwsgi,scgi}
 	# As root, nginx drops worker privileges to "nobody", which could not
 	# write the temp dirs under our private $TMP: keep workers as root.
 	((EUID == 0)) && user="user root root;"
+	# gzip_proxied any: compress proxied answers whatever the request's Via.
+	if ((GZIP)); then
+		gz="gzip on; gzip_comp_level $GZIP_LEVEL; gzip_min_length 1024; gzip_types application/json; gzip_proxied any; gzip_vary on;"
+	fi
 	cat >"$d/nginx.conf" <<EOF
 # generated by bench/compare.sh
 $user
@@ -333,6 +408,7 @@ events {
 }
 http {
     access_log off;
+    $gz
     client_body_temp_path $d/client_body;
     proxy_temp_path $d/proxy;
     fastcgi_temp_path $d/fastcgi;
@@ -383,8 +459,14 @@ EOF
 }
 
 start_caddy() {
-	local name=$1 port=$2 bport=$3 d=$TMP/$1
+	local name=$1 port=$2 bport=$3 d=$TMP/$1 enc=""
 	mkdir -p "$d"/{home,config,data}
+	if ((GZIP)); then
+		enc="encode {
+		gzip $GZIP_LEVEL
+		minimum_length 1024
+	}"
+	fi
 	# keepalive_idle_conns_per_host 64 matches nginx's `keepalive 64`.
 	cat >"$d/Caddyfile" <<EOF
 # generated by bench/compare.sh
@@ -397,6 +479,7 @@ start_caddy() {
 }
 http://:$port {
 	bind 127.0.0.1
+	$enc
 	reverse_proxy 127.0.0.1:$bport {
 		transport http {
 			keepalive 2m
@@ -415,6 +498,8 @@ EOF
 # scenario_<name> sets SC_PATH, SC_LEN and SC_SCHEME.
 scenario_small() { SC_PATH=/small SC_LEN=100 SC_SCHEME=http; }
 scenario_large() { SC_PATH=/large SC_LEN=102400 SC_SCHEME=http; }
+# text: the compression run's body (MODES=gzip), 64 KiB of JSON.
+scenario_text() { SC_PATH=/text SC_LEN=65536 SC_SCHEME=http; }
 
 # ------------------------------------------------------------ measurement ---
 # tree_rss_kb PID: summed VmRSS (KiB) of PID and all its descendants.
@@ -471,9 +556,26 @@ ratio() { # ratio A B -> A/B with 2 decimals, or "-"
 }
 
 # check_proxy NAME: GET the scenario path, require 200 and SC_LEN body bytes.
+# With GZIP=1: require Content-Encoding: gzip and SC_LEN bytes once decoded,
+# and remember the encoded size in RESP_BYTES[NAME].
 check_proxy() {
 	local name=$1 url got code size
 	url="$SC_SCHEME://127.0.0.1:${PROXY_PORT[$name]}$SC_PATH"
+	if ((GZIP)); then
+		local decoded
+		got=$(curl -s -H 'Accept-Encoding: gzip' -D "$TMP/check.h" -o "$TMP/check.gz" --max-time 5 \
+			-w '%{http_code} %{size_download}' "$url") || got="curl-failed $?"
+		read -r code size <<<"$got"
+		decoded=$(gzip -dc <"$TMP/check.gz" 2>/dev/null | wc -c) || decoded=0
+		if [[ "$code" != 200 ]] || ! grep -qi '^content-encoding: gzip' "$TMP/check.h" || [[ "$decoded" != "$SC_LEN" ]]; then
+			log "---- $name log ----"
+			tail -n 30 "$TMP/$name.log" >&2 || true
+			die "$name: GET $url (Accept-Encoding: gzip) returned status $code, $size bytes decoding to $decoded (want 200, gzip, $SC_LEN)"
+		fi
+		RESP_BYTES[$name]=$size
+		log "check $name $SC_PATH: 200, gzip, $size bytes -> $decoded"
+		return
+	fi
 	got=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$url") || got="curl-failed $?"
 	read -r code size <<<"$got"
 	if [[ "$code" != 200 || "$size" != "$SC_LEN" ]]; then
@@ -496,7 +598,7 @@ run_wrk() {
 	fi
 	# wrk runs in the background so that a signal reaches our trap at once
 	# (bash defers traps while a foreground child runs).
-	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --latency "$url" >"$out" 2>&1 &
+	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --latency "${WRK_HEADERS[@]}" "$url" >"$out" 2>&1 &
 	WRK_PID=$!
 	wait "$WRK_PID" || {
 		cat "$out" >&2
@@ -588,21 +690,31 @@ run_scenario() {
 	fi
 
 	echo
-	echo "== $sc: GET $SC_PATH ($SC_LEN B body), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
-	printf '%-10s %9s %7s %9s %7s %8s %7s %11s %7s %6s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
-		"RSS MiB" "x nginx" "CPU us/req" "x nginx" errors
+	if ((GZIP)); then
+		echo "== $sc, gzip level $GZIP_LEVEL: GET $SC_PATH ($SC_LEN B body, Accept-Encoding: gzip), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
+	else
+		echo "== $sc: GET $SC_PATH ($SC_LEN B body), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $WORKERS workers/proxy, $(nproc) cores =="
+	fi
+	local bytes_head="" ref_bytes=${RESP_BYTES[nginx]:--}
+	((GZIP)) && bytes_head=$(printf ' %8s %7s' "resp B" "x nginx")
+	printf '%-10s %9s %7s %9s %7s %8s %7s %11s %7s %6s%s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
+		"RSS MiB" "x nginx" "CPU us/req" "x nginx" errors "$bytes_head"
 	for name in "${ACTIVE[@]}"; do
-		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %11.1f %7s %6s\n' "$name" \
+		local bytes_col=""
+		((GZIP)) && bytes_col=$(printf ' %8s %7s' "${RESP_BYTES[$name]}" "$(ratio "${RESP_BYTES[$name]}" "$ref_bytes")")
+		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %11.1f %7s %6s%s\n' "$name" \
 			"${MRPS[$name]}" "$(ratio "${MRPS[$name]}" "$ref_rps")" \
 			"${MP99[$name]}" "$(ratio "${MP99[$name]}" "$ref_p99")" \
 			"${MRSS[$name]}" "$(ratio "${MRSS[$name]}" "$ref_rss")" \
 			"${MCPU[$name]}" "$(ratio "${MCPU[$name]}" "$ref_cpu")" \
-			"${ERRS[$name]}"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
+			"${ERRS[$name]}" "$bytes_col"
+		local tsv_sc=$sc
+		((GZIP)) && tsv_sc="$sc-gzip$GZIP_LEVEL"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tsv_sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
 			"${MCPU[$name]}" "${ERRS[$name]}" >>"$TMP/results/results.tsv"
 	done
 	for name in "${ACTIVE[@]}"; do
-		if [[ "$name" == gatehouse_* && -n "${MRPS[gatehouse]:-}" ]]; then
+		if [[ "$name" == gh_* && -n "${MRPS[gatehouse]:-}" ]]; then
 			echo "$name: $(ratio "${MRPS[$name]}" "${MRPS[gatehouse]}") x the req/s of plain gatehouse, $(ratio "${MCPU[$name]}" "${MCPU[gatehouse]}") x its CPU per request"
 		fi
 	done
@@ -611,8 +723,29 @@ run_scenario() {
 
 # ------------------------------------------------------------------- main ---
 declare -A PROXY_PORT=()
+declare -A RESP_BYTES=() # encoded response size per proxy (MODES=gzip)
 
-log "temp dir $TMP; proxies: ${ACTIVE[*]}; scenarios: $SIZES"
+# start_proxies / stop_proxies: every proxy in ACTIVE, with the current mode's set-up.
+start_proxies() {
+	local name
+	for name in "${ACTIVE[@]}"; do
+		free_port
+		PROXY_PORT[$name]=$FREE_PORT
+		"start_$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
+		[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
+		wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
+		log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
+	done
+}
+
+stop_proxies() {
+	local name
+	for name in "${ACTIVE[@]}"; do
+		[[ "$name" == direct ]] || kill_tree "${PID_OF[$name]}"
+	done
+}
+
+log "temp dir $TMP; proxies: ${ACTIVE[*]}; modes: $MODES; scenarios: $SIZES"
 # Other work on the machine shows up as noise: say so up front.
 read -r LOAD1 _ </proc/loadavg
 if awk -v l="$LOAD1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
@@ -631,18 +764,45 @@ BACKEND_PORT=$FREE_PORT
 start_backend "$BACKEND_PORT"
 log "backend on 127.0.0.1:$BACKEND_PORT"
 
-for name in "${ACTIVE[@]}"; do
-	free_port
-	PROXY_PORT[$name]=$FREE_PORT
-	"start_$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
-	[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
-	wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
-	log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
-done
-
 mkdir -p "$TMP/results"
 printf 'scenario\tproxy\tmedian_rps\tmedian_p99_ms\tpeak_rss_mib\tmedian_cpu_us_per_req\terrors\n' >"$TMP/results/results.tsv"
 
-for sc in $SIZES; do
-	run_scenario "$sc"
+ALL_ACTIVE=("${ACTIVE[@]}")
+for mode in $MODES; do
+	case "$mode" in
+	plain)
+		GZIP=0 WRK_HEADERS=()
+		ACTIVE=("${ALL_ACTIVE[@]}")
+		start_proxies
+		for sc in $SIZES; do
+			run_scenario "$sc"
+		done
+		;;
+	waf)
+		GZIP=0 WRK_HEADERS=()
+		ACTIVE=(gatehouse gh_waf)
+		for name in "${ALL_ACTIVE[@]}"; do [[ "$name" == nginx ]] && ACTIVE+=(nginx); done
+		build_gatehouse
+		start_proxies
+		for sc in $SIZES; do
+			run_scenario "$sc"
+		done
+		;;
+	gzip)
+		# The proxies that compress here: gatehouse, nginx (gzip on) and
+		# Caddy (encode); HAProxy's compression (libslz) has no level to match.
+		GZIP=1 WRK_HEADERS=(-H "Accept-Encoding: gzip")
+		ACTIVE=()
+		for name in "${ALL_ACTIVE[@]}"; do
+			case "$name" in
+			gatehouse | nginx | caddy) ACTIVE+=("$name") ;;
+			*) log "$name: no gzip set-up, left out of MODES=gzip" ;;
+			esac
+		done
+		((${#ACTIVE[@]})) || die "MODES=gzip needs gatehouse, nginx or caddy in PROXIES"
+		start_proxies
+		run_scenario text
+		;;
+	esac
+	stop_proxies
 done

@@ -212,6 +212,7 @@ func cmdProxy(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	accessLog := fs.String("access-log", "off", "access log: off | stderr | stdout | a file path")
+	withMetrics := fs.Bool("metrics", true, "count requests for metrics (there is no admin listener in this mode; false measures what counting costs)")
 	var to stringList
 	fs.Var(&to, "to", "backend URL (repeatable)")
 	if fs.Parse(args) != nil {
@@ -227,6 +228,9 @@ func cmdProxy(args []string, stderr io.Writer) int {
 		b.WriteString("access_log: {enabled: false}\n")
 	} else {
 		fmt.Fprintf(&b, "access_log: {enabled: true, output: %q}\n", *accessLog)
+	}
+	if !*withMetrics {
+		b.WriteString("metrics: {enabled: false}\n")
 	}
 	b.WriteString("upstreams:\n  backends:\n    targets:\n")
 	for _, u := range to {

@@ -33,6 +33,9 @@ func Redis(st *filter.State, c *config.Redis) (*redis.Client, error) {
 			// Retries would multiply the time a request waits on a Redis
 			// that is down; the callers fail open or closed at once instead.
 			MaxRetries: -1,
+			// Likewise for dialing (go-redis tries 5 times by default, so a
+			// Redis that is down would cost ~5 dial timeouts per attempt).
+			DialerRetries: 1,
 		}
 		if c.PasswordFile != "" {
 			b, err := os.ReadFile(c.PasswordFile)

@@ -55,6 +55,7 @@ func applyDefaults(c *Config, pos Positions) {
 	def("limits.max_header_bytes", func() { c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes })
 	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
 	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })
+	def("metrics.enabled", func() { c.Metrics.Enabled = true })
 	def("access_log.format", func() { c.AccessLog.Format = "json" })
 	def("request_id.enabled", func() { c.RequestID.Enabled = true })
 	def("request_id.header", func() { c.RequestID.Header = "X-Request-ID" })

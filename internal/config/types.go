@@ -35,6 +35,9 @@ type Config struct {
 	Sites           []Site               `yaml:"sites"`
 	// Cluster is the state several gatehouse instances share.
 	Cluster Cluster `yaml:"cluster"`
+	// Metrics says whether requests are counted for /metrics and the
+	// dashboard's charts.
+	Metrics Metrics `yaml:"metrics"`
 
 	// Warnings are settings that are valid but deserve a word in the log
 	// when the configuration is loaded (insecure_skip_verify), in the same
@@ -74,7 +77,17 @@ type Listener struct {
 
 type Admin struct {
 	Pos  Pos    `yaml:"-"`
-	Addr string `yaml:"addr"`
+	Addr string `yaml:"addr"` // host:port; not loopback only with TokenFile
+	// TokenFile holds the bearer token that every admin request but
+	// GET /healthz and the dashboard's static page must carry. Read at load.
+	TokenFile string `yaml:"token_file"`
+	Token     string `yaml:"-"` // the file's content, surrounding white space removed
+}
+
+// Metrics turns per-request metrics on or off. Scrape-time metrics
+// (upstream health, connections, reloads, Go runtime) are always served.
+type Metrics struct {
+	Enabled bool `yaml:"enabled"` // default true
 }
 
 type Limits struct {

@@ -88,11 +88,14 @@ func (v *validator) listeners() {
 	}
 	if c.Admin != nil {
 		p := "admin.addr"
-		if norm, ok := v.addr(p, c.Admin.Addr); ok {
+		norm, ok := v.addr(p, c.Admin.Addr)
+		if ok {
 			if first, dup := seen[norm]; dup && !strings.HasSuffix(norm, ":0") {
 				v.errorf(p, "address %s is already used by %s (line %d)", quote(c.Admin.Addr), parentPath(first), v.line(first))
+				ok = false // one error about the address is enough
 			}
 		}
+		v.admin(c.Admin, ok)
 	}
 }
 

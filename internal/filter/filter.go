@@ -44,6 +44,7 @@ type LogFields struct {
 	Cache           string        // RFC 9211 outcome: hit, miss, stale, bypass, ...
 	User            string        // the authenticated identity
 	Blocked         string        // which filter refused the request and why, e.g. "waf:942100"
+	Pool            string        // the upstream pool the action forwarded to (metrics)
 }
 
 // Reset clears x for the next request.

@@ -114,6 +114,10 @@ func (b *Body) Read(p []byte) (int, error) {
 	return n, b.err
 }
 
+// Received is how many body bytes Read has returned (a spliced body is not
+// counted: its length is known from Content-Length).
+func (b *Body) Received() int64 { return b.total }
+
 // CanSplice reports whether SpliceTo may move the rest of the body
 // socket to socket: a fixed-length body with more than minBytes left.
 func (b *Body) CanSplice(minBytes int64) bool {

@@ -35,6 +35,8 @@ type resolver struct {
 	dns   *net.Resolver
 	log   *slog.Logger
 	check *upstream.ActiveCheck
+	// drains marks a new backend of an address an operator drained.
+	drains *drainSet
 
 	last     map[int][]found              // by index in uc.Targets: the addresses last found
 	backends map[string]*upstream.Backend // in use, by key
@@ -68,7 +70,7 @@ func hasDiscovery(uc *config.Upstream) bool {
 // targets, seeded with the backends of the previous snapshot's resolver of
 // the same pool, and waits (a bounded time) for their first round so that a
 // new snapshot is served with its names resolved when DNS answers.
-func startResolvers(snap *Snapshot, seeds map[string]*handover, dns *net.Resolver, log *slog.Logger) []*resolver {
+func startResolvers(snap *Snapshot, seeds map[string]*handover, dns *net.Resolver, log *slog.Logger, drains *drainSet) []*resolver {
 	if dns == nil {
 		dns = net.DefaultResolver
 	}
@@ -83,6 +85,7 @@ func startResolvers(snap *Snapshot, seeds map[string]*handover, dns *net.Resolve
 			name: name, cfg: snap.Config, uc: uc, pool: p, dns: dns,
 			log:      log.With("upstream", name),
 			check:    activeCheck(uc.Health.Active),
+			drains:   drains,
 			last:     map[int][]found{},
 			backends: map[string]*upstream.Backend{},
 			cancel:   cancel,
@@ -224,6 +227,7 @@ func (r *resolver) apply() {
 			}
 			if be == nil {
 				be = newBackend(r.cfg, r.uc, f.addr, scheme, f.serverName)
+				r.drains.mark(r.name, be)
 			}
 			used[key] = be
 			u := *tc.URL

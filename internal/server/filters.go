@@ -13,6 +13,9 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/botfilter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ipfilter"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/waf"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +26,9 @@ import (
 var factories = map[string]filter.Factory{
 	"waf":        waf.New,
 	"bot_filter": botfilter.New,
+	"rate_limit": ratelimit.New,
+	"ip_filter":  ipfilter.New,
+	"compress":   compress.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.

@@ -63,6 +63,7 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 	if span != nil {
 		span.End(req, routeName, upstreamAddr, res.Status)
 	}
+	snap.observe(r, req, w, &res, lf, start) // metrics (metrics.go)
 	if al := s.accessLog.Load(); al != nil {
 		_, n := w.Written()
 		var buf [64]byte
@@ -156,6 +157,9 @@ func (f *finalHandler) Serve(x *filter.Exchange) {
 	if res.Target != nil {
 		x.Log.Upstream = res.Target.Addr
 		x.Log.UpstreamLatency = res.UpstreamLatency
+	}
+	if res.Pool != nil {
+		x.Log.Pool = res.Pool.Name
 	}
 }
 

@@ -30,19 +30,25 @@ type Server struct {
 	// Set it before Start.
 	Resolver *net.Resolver
 
-	mu           sync.Mutex // serialises reloads and shutdown
-	listeners    map[string]*listener
-	backends     map[string]*upstream.Backend
-	resolvers    []*resolver // of the current snapshot's pools with discovered targets
-	admin        *adminServer
-	accessKey    string // the access_log settings accessLog was opened with
-	tracer       atomic.Pointer[observe.Tracer]
-	tracingKey   string
-	reloads      atomic.Int64
-	lastReload   atomic.Pointer[reloadStatus]
-	startedAt    time.Time
-	shuttingDown bool
-	env          *buildEnv
+	mu         sync.Mutex // serialises reloads and shutdown
+	listeners  map[string]*listener
+	backends   map[string]*upstream.Backend
+	resolvers  []*resolver // of the current snapshot's pools with discovered targets
+	admin      *adminServer
+	accessKey  string // the access_log settings accessLog was opened with
+	tracer     atomic.Pointer[observe.Tracer]
+	tracingKey string
+	reloads    atomic.Int64
+	lastReload atomic.Pointer[reloadStatus]
+	// reloadFailures counts rejected reloads; loadedAt is when the running
+	// configuration was loaded (unix nanoseconds).
+	reloadFailures atomic.Int64
+	loadedAt       atomic.Int64
+	monitor        *monitor
+	drains         *drainSet
+	startedAt      time.Time
+	shuttingDown   bool
+	env            *buildEnv
 	// Metrics is the registry the admin listener's /metrics serves.
 	Metrics *prometheus.Registry
 }
@@ -67,8 +73,12 @@ func newServer(cfg *config.Config, log *slog.Logger, known map[string]filter.Fac
 	if err != nil {
 		return nil, err
 	}
+	s.monitor = newMonitor(s, reg)
+	s.drains = newDrainSet()
+	s.monitor.instrument(snap)
 	s.backends = used
 	s.snap.Store(snap)
+	s.loadedAt.Store(time.Now().UnixNano())
 	s.logWarnings(cfg)
 	return s, nil
 }
@@ -109,7 +119,8 @@ func (s *Server) Start() error {
 		return err
 	}
 	startHealthChecks(s.snap.Load(), nil, s.log)
-	s.resolvers = startResolvers(s.snap.Load(), nil, s.Resolver, s.log)
+	s.resolvers = startResolvers(s.snap.Load(), nil, s.Resolver, s.log, s.drains)
+	s.monitor.start()
 	return nil
 }
 
@@ -119,6 +130,9 @@ func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
 // Reload loads the configuration again and swaps it in; an invalid one is
 // refused and the running one keeps serving.
 func (s *Server) Reload() error {
+	if s.Loader == nil {
+		return errors.New("this server has no configuration file to reload")
+	}
 	cfg, err := s.Loader()
 	if err != nil {
 		s.recordReload(err)
@@ -157,12 +171,15 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	// The new pools' names are looked up before they serve; the old
 	// resolvers hand their backends over.
+	s.monitor.instrument(snap)
 	seeds := stopResolvers(s.resolvers)
-	s.resolvers = startResolvers(snap, seeds, s.Resolver, s.log)
+	s.resolvers = startResolvers(snap, seeds, s.Resolver, s.log, s.drains)
 	releaseBackends(seeds) // pools that no longer have discovered targets
+	s.drains.apply(snap)
 	old := s.backends
 	s.backends = used
 	s.snap.Store(snap)
+	s.loadedAt.Store(time.Now().UnixNano())
 	snap.Filters.Retire(prev.Filters)
 	s.closeRemovedListeners(cfg)
 	if err := s.syncAdmin(cfg); err != nil {
@@ -187,6 +204,7 @@ func (s *Server) recordReload(err error) {
 	st := &reloadStatus{At: time.Now(), OK: err == nil}
 	if err != nil {
 		st.Errors = errorLines(err)
+		s.reloadFailures.Add(1)
 	}
 	s.lastReload.Store(st)
 }
@@ -288,6 +306,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if admin != nil {
 		admin.close()
 	}
+	s.monitor.stop()
 	releaseBackends(stopResolvers(rs))
 	for _, be := range s.backends {
 		be.StopChecks()

@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/h1"
+	"github.com/gatehouse-proxy/gatehouse/internal/observe/metrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/proxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -30,6 +31,11 @@ type Snapshot struct {
 	Filters *filter.State
 	// RequestID is the request_id setting; Header is nil when it is off.
 	RequestID requestIDSetting
+
+	// routeMetrics are the routes' pre-resolved series, [site][route], and
+	// unmatched those of requests no route took; nil with metrics off.
+	routeMetrics [][]*metrics.Route
+	unmatched    *metrics.Route
 }
 
 type requestIDSetting struct {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,8 @@ type healthState struct {
 	lastCheck     time.Time
 	lastCheckOK   bool
 	lastCheckNote string
+	// passed and failed count the checks since the backend was made.
+	passed, failed atomic.Uint64
 }
 
 // StartChecks (re)starts the active check of b for a target at baseURL:
@@ -165,9 +168,19 @@ func probe(ctx context.Context, client *http.Client, url string, c *ActiveCheck)
 }
 
 func (b *Backend) recordCheck(ok bool, note string) {
+	if ok {
+		b.health.passed.Add(1)
+	} else {
+		b.health.failed.Add(1)
+	}
 	b.health.statMu.Lock()
 	b.health.lastCheck, b.health.lastCheckOK, b.health.lastCheckNote = time.Now(), ok, note
 	b.health.statMu.Unlock()
+}
+
+// CheckCounts returns how many active checks of the backend passed and failed.
+func (b *Backend) CheckCounts() (passed, failed uint64) {
+	return b.health.passed.Load(), b.health.failed.Load()
 }
 
 // LastCheck returns the time and result of the latest active check.

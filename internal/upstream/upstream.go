@@ -37,16 +37,20 @@ type Backend struct {
 	InFlight     atomic.Int64
 
 	// down is set by active health checks; ejectedUntil (unix nanoseconds)
-	// by passive outlier detection.
+	// by passive outlier detection; drained by an operator (admin API).
 	down         atomic.Bool
 	ejectedUntil atomic.Int64
+	drained      atomic.Bool
 	fails        failures
 	health       healthState
+	// latency observes this backend's attempts for metrics, made on first
+	// use by its pool's Stats.
+	latency atomic.Pointer[observerRef]
 }
 
 // Available reports whether the target may be given new requests.
 func (t *Backend) Available() bool {
-	if t.down.Load() {
+	if t.down.Load() || t.drained.Load() {
 		return false
 	}
 	if until := t.ejectedUntil.Load(); until != 0 && time.Now().UnixNano() < until {
@@ -69,6 +73,13 @@ func (t *Backend) Ejected() bool {
 	until := t.ejectedUntil.Load()
 	return until != 0 && time.Now().UnixNano() < until
 }
+
+// SetDrained takes the target out of rotation (no new requests; those in
+// flight finish) or puts it back.
+func (t *Backend) SetDrained(on bool) { t.drained.Store(on) }
+
+// Drained reports whether an operator took the target out of rotation.
+func (t *Backend) Drained() bool { return t.drained.Load() }
 
 // Skip tells a policy which targets not to pick: unavailable ones, and those
 // a retry has already tried.
@@ -95,9 +106,11 @@ type Pool struct {
 	// ResponseHeaderTimeout bounds the wait for a backend's response head.
 	ResponseHeaderTimeout time.Duration
 	// Backup serves only when no target is available.
-	Backup   []*Target
-	Retry    Retry
-	Passive  *Passive
+	Backup  []*Target
+	Retry   Retry
+	Passive *Passive
+	// Stats, when set, receives the pool's measurements (metrics on).
+	Stats    *Stats
 	backupRR RoundRobin
 	// set, once stored, replaces Targets and Policy.
 	set atomic.Pointer[TargetSet]
