@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
@@ -36,13 +35,9 @@ func TestCompiledRulesAreKeptAcrossReloads(t *testing.T) {
 	// is the whole directive text), and BenchmarkCompileCRS measures it.
 	rule := `directives: ["SecRule ARGS \"@rx evil\" \"id:1,phase:2,deny,log\""]`
 	f1, s1 := build(t, "{rules: none, "+rule+"}", nil)
-	start := time.Now()
 	f2, s2 := build(t, "{rules: none, exclude_paths: [/x/], "+rule+"}", s1) // not part of the rules
 	if f2.eng != f1.eng {
 		t.Fatal("same rule settings after a reload: the compiled rules were not kept")
-	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("a reload with the same rules took %v", d)
 	}
 	s2.Retire(s1)
 	f3, s3 := build(t, "{rules: none, mode: detect, "+rule+"}", s2)
