@@ -7,7 +7,7 @@ test: deps lint
 	GATEHOUSE_E2E_RACE=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 deps:
-	@scripts/install-test-deps.sh chromium redis-server curl
+	@scripts/install-test-deps.sh chromium redis-server curl haproxy
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

@@ -134,14 +134,16 @@ func serve(cfg *config.Config, loader func() (*config.Config, error), watch bool
 		return 1
 	}
 	srv.Loader = loader
+	// Signals are caught before the listeners open: a SIGTERM that comes
+	// as soon as the port answers must stop gracefully, not kill.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	if err := srv.Start(); err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
 	log.Info("gatehouse started", "version", version, "config", cfg.File)
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	ctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if watch {

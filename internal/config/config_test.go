@@ -99,7 +99,7 @@ func TestParseFull(t *testing.T) {
 		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32"),
 	})
 	check("ShutdownTimeout", c.ShutdownTimeout, 15*time.Second)
-	check("Limits", c.Limits, Limits{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 32 << 10, MaxBodyBytes: 1_500_000})
+	check("Limits", c.Limits, Limits{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 32 << 10, MaxBodyBytes: 1_500_000, WriteTimeout: 60 * time.Second, BodyRateWindow: 10 * time.Second})
 	check("AccessLog", c.AccessLog, AccessLog{Enabled: false, Output: "/var/log/gatehouse.log", Format: "json"})
 
 	check("len(Upstreams)", len(c.Upstreams), 2)
@@ -178,7 +178,7 @@ sites:
 		}
 	}
 	check("ShutdownTimeout", c.ShutdownTimeout, 30*time.Second)
-	check("Limits", c.Limits, Limits{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10})
+	check("Limits", c.Limits, Limits{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10, WriteTimeout: 60 * time.Second, BodyRateWindow: 10 * time.Second})
 	check("AccessLog", c.AccessLog, AccessLog{Enabled: true, Output: "stderr", Format: "json"})
 	check("Admin", c.Admin, (*Admin)(nil))
 	a := c.Upstreams["a"]
@@ -205,7 +205,7 @@ func TestDefaultsOnlyWhenAbsent(t *testing.T) {
 		{"shutdown_timeout 0", "shutdown_timeout: 0", func(c *Config) any { return c.ShutdownTimeout }, time.Duration(0)},
 		{"shutdown_timeout 0s", "shutdown_timeout: 0s", func(c *Config) any { return c.ShutdownTimeout }, time.Duration(0)},
 		{"shutdown_timeout null", "shutdown_timeout: ~", func(c *Config) any { return c.ShutdownTimeout }, 30 * time.Second},
-		{"idle_timeout 0", "limits: {idle_timeout: 0}", func(c *Config) any { return c.Limits }, Limits{ReadHeaderTimeout: 10 * time.Second, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}},
+		{"idle_timeout 0", "limits: {idle_timeout: 0}", func(c *Config) any { return c.Limits }, Limits{ReadHeaderTimeout: 10 * time.Second, BodyReadTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10, WriteTimeout: 60 * time.Second, BodyRateWindow: 10 * time.Second}},
 		{"max_body_bytes", "limits: {max_body_bytes: 10MiB}", func(c *Config) any { return c.Limits.MaxBodyBytes }, Size(10 << 20)},
 		{"max_body_bytes in hex", "limits: {max_body_bytes: 0x100}", func(c *Config) any { return c.Limits.MaxBodyBytes }, Size(256)},
 		{"max_body_bytes with underscores", "limits: {max_body_bytes: 1_000_000}", func(c *Config) any { return c.Limits.MaxBodyBytes }, Size(1_000_000)},

@@ -13,6 +13,9 @@ const (
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultBodyReadTimeout   = 60 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultBodyRateWindow    = 10 * time.Second
+	DefaultQueueTimeout      = 5 * time.Second
 	DefaultAccessLogOutput   = "stderr"
 	DefaultBalance           = "round_robin"
 	DefaultHashKey           = "client_ip"
@@ -53,6 +56,9 @@ func applyDefaults(c *Config, pos Positions) {
 	def("limits.idle_timeout", func() { c.Limits.IdleTimeout = DefaultIdleTimeout })
 	def("limits.body_read_timeout", func() { c.Limits.BodyReadTimeout = DefaultBodyReadTimeout })
 	def("limits.max_header_bytes", func() { c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes })
+	def("limits.write_timeout", func() { c.Limits.WriteTimeout = DefaultWriteTimeout })
+	def("limits.body_rate_window", func() { c.Limits.BodyRateWindow = DefaultBodyRateWindow })
+	def("hide_response_headers", func() { c.HideResponseHeaders = DefaultHideResponseHeaders() })
 	def("access_log.enabled", func() { c.AccessLog.Enabled = true })
 	def("access_log.output", func() { c.AccessLog.Output = DefaultAccessLogOutput })
 	def("metrics.enabled", func() { c.Metrics.Enabled = true })
@@ -89,6 +95,7 @@ func applyDefaults(c *Config, pos Positions) {
 
 		def(fieldPath(p, "transport"), func() { u.Transport = DefaultTransport })
 		def(fieldPath(p, "max_idle_per_target"), func() { u.MaxIdlePerTarget = DefaultMaxIdlePerTarget })
+		def(fieldPath(p, "queue.timeout"), func() { u.Queue.Timeout = DefaultQueueTimeout })
 		def(fieldPath(p, "resolve_interval"), func() { u.ResolveInterval = DefaultResolveInterval })
 
 		rp := fieldPath(p, "retries")
@@ -139,6 +146,13 @@ func applyDefaults(c *Config, pos Positions) {
 			}
 		}
 	}
+}
+
+// DefaultHideResponseHeaders are the backend fields that name the software
+// or framework behind gatehouse (Server and Via are always handled).
+func DefaultHideResponseHeaders() []string {
+	return []string{"X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime", "X-Generator",
+		"X-Drupal-Cache", "X-Drupal-Dynamic-Cache", "X-Varnish", "X-Backend-Server", "X-Upstream", "X-Served-By"}
 }
 
 // normalizeHost lower-cases a host pattern and drops the brackets of an

@@ -39,6 +39,13 @@ type Config struct {
 	// dashboard's charts.
 	Metrics Metrics `yaml:"metrics"`
 
+	// HideResponseHeaders are backend response fields never passed to
+	// clients (software banners); nil after defaults means the default list.
+	HideResponseHeaders []string `yaml:"hide_response_headers"`
+	// SendVia adds "Via: 1.1 gatehouse" to proxied responses in place of the
+	// backends' own Via (which is always dropped: it names inside hosts).
+	SendVia bool `yaml:"send_via"`
+
 	// Warnings are settings that are valid but deserve a word in the log
 	// when the configuration is loaded (insecure_skip_verify), in the same
 	// FILE:LINE:COL: path: message form as errors, ordered by position.
@@ -73,6 +80,21 @@ type Listener struct {
 	Pos  Pos    `yaml:"-"`
 	Addr string `yaml:"addr"` // host:port, required
 	H2C  bool   `yaml:"h2c"`
+
+	// MaxConnections caps the open client connections; at the cap the
+	// listener stops accepting (the kernel's backlog holds new ones) and
+	// closes idle keep-alive connections to make room. 0: no cap.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps one client address's open connections
+	// (IPv6 grouped by /64); more are closed at once. 0: no cap.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// MaxRequestsPerIP caps one client address's requests in progress, over
+	// all its connections and HTTP/2 streams; more get 429. 0: no cap.
+	MaxRequestsPerIP int `yaml:"max_requests_per_ip"`
+	// ProxyProtocol reads a PROXY protocol v1 or v2 header first on every
+	// connection from ProxyProtocolFrom (every peer when that is empty).
+	ProxyProtocol     bool           `yaml:"proxy_protocol"`
+	ProxyProtocolFrom []netip.Prefix `yaml:"proxy_protocol_from"`
 }
 
 type Admin struct {
@@ -96,6 +118,14 @@ type Limits struct {
 	BodyReadTimeout   time.Duration `yaml:"body_read_timeout"`   // default 60s
 	MaxHeaderBytes    Size          `yaml:"max_header_bytes"`    // default 64KiB
 	MaxBodyBytes      Size          `yaml:"max_body_bytes"`      // 0 = unlimited
+	// WriteTimeout bounds each wait for a client to take response bytes
+	// (nginx send_timeout); a client that stops reading is cut. 0: none.
+	WriteTimeout time.Duration `yaml:"write_timeout"` // default 60s
+	// MinBodyRate is the slowest request body accepted, in bytes per
+	// second, measured over BodyRateWindow of waiting for the client; a
+	// slower one gets 408 and the connection is closed. 0: off.
+	MinBodyRate    Size          `yaml:"min_body_rate"`
+	BodyRateWindow time.Duration `yaml:"body_rate_window"` // default 10s
 }
 
 // Size is a byte count written as 123, "64KiB", "1MB", ...
@@ -142,11 +172,24 @@ type Upstream struct {
 	Retries Retries  `yaml:"retries"` // always set: defaults retry connect failures once
 	Backup  []Target `yaml:"backup"`  // used only when every target is down; same syntax as targets
 
-	Transport         string        `yaml:"transport"`            // h1 (default) | h2 (https targets only) | h2c (http targets only)
-	TLS               *UpstreamTLS  `yaml:"tls"`                  // nil: system roots, no client certificate; only with https targets
-	MaxIdlePerTarget  int           `yaml:"max_idle_per_target"`  // default 256; 0 keeps no idle connection
-	MaxConnsPerTarget int           `yaml:"max_conns_per_target"` // default 0 = unlimited
-	ResolveInterval   time.Duration `yaml:"resolve_interval"`     // default 30s; used by dns+ and srv+ targets
+	Transport         string       `yaml:"transport"`            // h1 (default) | h2 (https targets only) | h2c (http targets only)
+	TLS               *UpstreamTLS `yaml:"tls"`                  // nil: system roots, no client certificate; only with https targets
+	MaxIdlePerTarget  int          `yaml:"max_idle_per_target"`  // default 256; 0 keeps no idle connection
+	MaxConnsPerTarget int          `yaml:"max_conns_per_target"` // default 0 = unlimited; requests in flight per target
+	// Queue holds requests while every target is at MaxConnsPerTarget.
+	Queue Queue `yaml:"queue"`
+	// RewriteLocation rewrites Location, Content-Location and Refresh
+	// URLs that point at a target to the address the client used.
+	RewriteLocation bool          `yaml:"rewrite_location"`
+	ResolveInterval time.Duration `yaml:"resolve_interval"` // default 30s; used by dns+ and srv+ targets
+}
+
+// Queue is where requests wait for a free slot of a pool whose targets are
+// all at max_conns_per_target: at most Size of them, each for at most
+// Timeout; beyond either the answer is 503.
+type Queue struct {
+	Size    int           `yaml:"size"`    // default 0: no waiting
+	Timeout time.Duration `yaml:"timeout"` // default 5s
 }
 
 // Target is written either as a URL string or as {url, weight}.

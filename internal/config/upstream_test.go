@@ -318,7 +318,7 @@ upstreams:
 		Retries: Retries{Attempts: 2, On: []RetryOn{{Kind: RetryConnect}, {Kind: RetryStatus, Status: 502}, {Kind: RetryStatus, Status: 503}, {Kind: RetryStatus, Status: 504}},
 			Budget: 0.2, MinRetriesPerSecond: 3},
 		Backup:    []Target{{Pos: Pos{14, 14}, URL: u.Backup[0].URL, Weight: 1}},
-		Transport: "h1", MaxIdlePerTarget: 256, ResolveInterval: 30 * time.Second,
+		Transport: "h1", MaxIdlePerTarget: 256, ResolveInterval: 30 * time.Second, Queue: Queue{Timeout: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(*u, want) {
 		t.Errorf("got  %+v\nwant %+v", *u, want)

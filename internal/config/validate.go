@@ -86,6 +86,9 @@ func (v *validator) listeners() {
 			seen[norm] = p
 		}
 	}
+	for i, l := range c.Listeners {
+		v.listenerLimits(indexPath("listeners", i), l)
+	}
 	if c.Admin != nil {
 		p := "admin.addr"
 		norm, ok := v.addr(p, c.Admin.Addr)
@@ -113,8 +116,35 @@ func (v *validator) addr(path, addr string) (string, bool) {
 	return norm, true
 }
 
+// listenerLimits checks a listener's connection limits and PROXY protocol.
+func (v *validator) listenerLimits(p string, l Listener) {
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"max_connections", l.MaxConnections}, {"max_connections_per_ip", l.MaxConnectionsPerIP}, {"max_requests_per_ip", l.MaxRequestsPerIP}} {
+		if f.n < 0 {
+			v.errorf(fieldPath(p, f.name), "%s must not be negative (0 means no limit), got %d", f.name, f.n)
+		}
+	}
+	fp := fieldPath(p, "proxy_protocol_from")
+	switch {
+	case v.pos.Has(fp) && !l.ProxyProtocol:
+		v.errorf(fp, "proxy_protocol_from applies only with proxy_protocol: true")
+	case l.ProxyProtocol && len(l.ProxyProtocolFrom) == 0:
+		v.warnf(fieldPath(p, "proxy_protocol"), "proxy_protocol without proxy_protocol_from: any client that reaches %s can claim any address; list your load balancers in proxy_protocol_from", l.Addr)
+	}
+}
+
 func (v *validator) global() {
 	c := v.cfg
+	if c.Limits.MinBodyRate > 0 && c.Limits.BodyRateWindow <= 0 {
+		v.errorf("limits.body_rate_window", "body_rate_window must be positive when min_body_rate is set, like 10s")
+	}
+	for i, name := range c.HideResponseHeaders {
+		if !isToken(name) {
+			v.errorf(indexPath("hide_response_headers", i), "invalid header name %s: a header name is a single word of letters, digits and -", quote(name))
+		}
+	}
 	if c.AccessLog.Output == "" {
 		v.errorf("access_log.output", "output must not be empty: write stderr, stdout or a file path")
 	}

@@ -379,4 +379,14 @@ func (v *validator) connLimits(p string, u *Upstream) {
 	if u.MaxConnsPerTarget < 0 {
 		v.errorf(fieldPath(p, "max_conns_per_target"), "max_conns_per_target must not be negative (0 means unlimited), got %d", u.MaxConnsPerTarget)
 	}
+	qp := fieldPath(p, "queue")
+	if v.pos.Has(qp) && u.MaxConnsPerTarget == 0 {
+		v.errorf(qp, "queue applies only with max_conns_per_target (requests wait for a target below it)")
+	}
+	if u.Queue.Size < 0 {
+		v.errorf(fieldPath(qp, "size"), "size must not be negative (0: no waiting, 503 at once), got %d", u.Queue.Size)
+	}
+	if u.Queue.Timeout <= 0 {
+		v.errorf(fieldPath(qp, "timeout"), "timeout must be positive, like 5s")
+	}
 }

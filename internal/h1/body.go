@@ -43,6 +43,7 @@ type Body struct {
 	readTimeout time.Duration
 	conn        net.Conn
 	lr          io.LimitedReader
+	pace        pace // the minimum body rate (pace.go)
 
 	trailerBuf []byte
 	Trailers   exchange.Headers
@@ -52,6 +53,7 @@ func (b *Body) reset(br *bufio.Reader, mode bodyMode, n, limit int64, maxTrail i
 	b.br, b.mode, b.n, b.limit, b.maxTrail = br, mode, n, limit, maxTrail
 	b.inChunk, b.total, b.err, b.raw = false, 0, nil, nil
 	b.readTimeout, b.conn = 0, nil
+	b.pace = pace{}
 	b.Trailers = b.Trailers[:0]
 	if mode == bodyNone || mode == bodyFixed && n == 0 {
 		b.err = io.EOF
@@ -85,8 +87,9 @@ func (b *Body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.readTimeout > 0 && b.br.Buffered() == 0 {
-		b.conn.SetReadDeadline(time.Now().Add(b.readTimeout))
+	var began time.Time
+	if (b.readTimeout > 0 || b.pace.rate > 0) && b.br.Buffered() == 0 {
+		began = b.arm()
 	}
 	var n int
 	switch b.mode {
@@ -105,6 +108,10 @@ func (b *Body) Read(p []byte) (int, error) {
 		n, b.err = b.readChunked(p)
 	case bodyUntilClose:
 		n, b.err = b.br.Read(p)
+	}
+	if b.pace.rate > 0 {
+		// Bytes read from the buffer count too; only socket reads wait.
+		b.err = b.pace.account(began, int64(n), b.err)
 	}
 	b.total += int64(n)
 	if b.limit > 0 && b.total > b.limit {
@@ -150,12 +157,17 @@ func (b *Body) SpliceTo(w io.Writer, rf io.ReaderFrom) (int64, error) {
 			}
 		}
 	}
-	// A MiB at a time, so that a stalled sender meets the read timeout.
+	// A MiB at a time, so that a stalled sender meets the read timeout;
+	// with a minimum rate, what the current window still needs at a time.
 	for b.n > 0 {
-		if b.readTimeout > 0 {
-			b.conn.SetReadDeadline(time.Now().Add(b.readTimeout))
+		var began time.Time
+		if b.readTimeout > 0 || b.pace.rate > 0 {
+			began = b.arm()
 		}
 		step := min(b.n, 1<<20)
+		if b.pace.rate > 0 {
+			step = min(step, max(b.pace.need(), 4<<10))
+		}
 		b.lr = io.LimitedReader{R: b.raw, N: step}
 		m, err := rf.ReadFrom(&b.lr)
 		b.lr.R = nil
@@ -163,6 +175,9 @@ func (b *Body) SpliceTo(w io.Writer, rf io.ReaderFrom) (int64, error) {
 		total += m
 		if err == nil && m < step {
 			err = io.ErrUnexpectedEOF
+		}
+		if b.pace.rate > 0 {
+			err = b.pace.account(began, m, err)
 		}
 		if err != nil {
 			b.err = err

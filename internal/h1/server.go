@@ -29,6 +29,13 @@ type Limits struct {
 	MaxBodyBytes      int64 // 0: unlimited
 	// BodyReadTimeout bounds the wait for each read of a request body.
 	BodyReadTimeout time.Duration
+	// WriteTimeout bounds each wait for the client to take response
+	// bytes (0: none); see connWriter.
+	WriteTimeout time.Duration
+	// MinBodyRate (bytes per second, 0: off) over BodyRateWindow of
+	// waiting is the slowest request body accepted (pace.go).
+	MinBodyRate    int64
+	BodyRateWindow time.Duration
 }
 
 // Server runs the HTTP/1.1 connection loop.
@@ -54,6 +61,10 @@ type conn struct {
 	req  exchange.Request
 	body Body
 	rw   responseWriter
+	cw   connWriter
+	// tcp is the socket under nc, for splice: nc itself, or what a wrapper
+	// that only changes the addresses (PROXY protocol) has underneath.
+	tcp *net.TCPConn
 
 	remote, local netip.AddrPort
 }
@@ -65,6 +76,7 @@ var connPool = sync.Pool{New: func() any {
 		head: make([]byte, 0, 1024),
 	}
 	c.rw.c = c
+	c.cw.c = c
 	return c
 }}
 
@@ -82,7 +94,16 @@ func Deadline(d time.Duration) time.Time {
 type ConnState struct {
 	idle     atomic.Bool
 	draining atomic.Bool
+	served   atomic.Bool // at least one request answered
 }
+
+// Idle reports whether the connection is waiting for a next request.
+func (s *ConnState) Idle() bool { return s.idle.Load() }
+
+// KeepAliveIdle reports whether the connection is idle between requests,
+// having answered one: what may be closed to make room for new clients. A
+// new connection is not, since its first request is likely already in flight.
+func (s *ConnState) KeepAliveIdle() bool { return s.idle.Load() && s.served.Load() }
 
 // Drain asks the connection to close after the current response; it returns
 // true if the connection was idle (the caller may close it right away).
@@ -97,7 +118,8 @@ func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
 	c := connPool.Get().(*conn)
 	c.srv, c.nc = s, nc
 	c.br.Reset(nc)
-	c.bw.Reset(nc)
+	c.bw.Reset(&c.cw)
+	c.tcp = tcpOf(nc)
 	c.remote = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
 	handedOver := c.serve(st)
@@ -110,7 +132,8 @@ func (s *Server) ServeConn(nc net.Conn, st *ConnState) {
 		// its now, and is not recycled.
 		return
 	}
-	c.srv, c.nc = nil, nil
+	c.srv, c.nc, c.tcp = nil, nil, nil
+	c.cw.timeout, c.cw.armed = 0, time.Time{}
 	c.br.Reset(nil)
 	c.bw.Reset(nil)
 	c.req.Reset()
@@ -153,6 +176,10 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 	first := true
 	for {
 		lim := s.Limits()
+		c.cw.setTimeout(lim.WriteTimeout)
+		if !first {
+			st.served.Store(true)
+		}
 		st.idle.Store(true)
 		if st.draining.Load() {
 			return false
@@ -165,6 +192,7 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 		if first && s.H2C != nil {
 			if c.isH2Preface() {
 				c.nc.SetReadDeadline(time.Time{})
+				c.nc.SetWriteDeadline(time.Time{})
 				p, _ := c.br.Peek(c.br.Buffered())
 				s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p...)), c.nc))
 				return true
@@ -215,12 +243,18 @@ func (c *conn) prepareBody(lim *Limits) bool {
 		}
 		c.body.reset(c.br, bodyFixed, r.ContentLength, 0, 0)
 		c.body.raw = c.nc
+		if c.tcp != nil {
+			c.body.raw = c.tcp
+		}
 	default:
 		c.body.reset(c.br, bodyNone, 0, 0, 0)
 	}
 	if r.Chunked || r.ContentLength > 0 {
 		c.body.readTimeout, c.body.conn = lim.BodyReadTimeout, c.nc
-		if lim.BodyReadTimeout <= 0 {
+		if lim.MinBodyRate > 0 {
+			c.body.pace.start(lim.MinBodyRate, lim.BodyRateWindow)
+		}
+		if lim.BodyReadTimeout <= 0 && lim.MinBodyRate <= 0 {
 			c.nc.SetReadDeadline(time.Time{})
 		}
 	}

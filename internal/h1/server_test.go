@@ -878,3 +878,21 @@ func TestServerDrainDuringRequestCloses(t *testing.T) {
 		t.Errorf("connection not closed after draining: %v", err)
 	}
 }
+
+// An answer given with more of the body unread than the server skips says
+// Connection: close, so that the client does not reuse a connection that
+// is about to be reset.
+func TestServerEarlyAnswerToLargeBodySaysClose(t *testing.T) {
+	ts := newTestServer(t, defaultLimits())
+	c, br := ts.dial(t)
+	send(t, c, fmt.Sprintf("POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\npartial", 1<<20))
+	resp, body := readResponse(t, br, "POST")
+	if body != "hello" || !resp.Close {
+		t.Fatalf("early answer to a 1 MiB body: %q, close %v; want Connection: close", body, resp.Close)
+	}
+	c2, br2 := ts.dial(t)
+	send(t, c2, "POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"+strings.Repeat("s", 1000))
+	if resp, _ := readResponse(t, br2, "POST"); resp.Close {
+		t.Error("early answer to a small body closed the connection: it is skipped and kept")
+	}
+}

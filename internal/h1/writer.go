@@ -103,6 +103,13 @@ func (w *responseWriter) WriteHead(status int, reason []byte, h exchange.Headers
 		// HTTP/1.0 client and unknown length: the end of the body is the close.
 		w.closeAfter = true
 	}
+	if b := &w.c.body; status >= 200 && status != 101 && b.Remaining() > maxDrain {
+		// Answered with more of the request body unread than finishRequest
+		// will skip: say the connection ends here, so that the client does
+		// not send its next request into a reset. (A chunked body's size is
+		// unknown; a small one is skipped and the connection kept.)
+		w.closeAfter = true
+	}
 	if w.req.Close || w.closeAfter {
 		w.closeAfter = true
 		bw.WriteString("Connection: close\r\n")
@@ -158,8 +165,8 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 // ReadFrom copies a fixed-length body straight between sockets (splice on
 // Linux) once bufio's bytes are out, which is what makes large bodies cheap.
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
-	tc, ok := w.c.nc.(*net.TCPConn)
-	if !ok || w.chunked || w.noBody || w.remaining < 0 || w.writeErr != nil {
+	tc := w.c.tcp
+	if tc == nil || w.chunked || w.noBody || w.remaining < 0 || w.writeErr != nil {
 		return io.Copy(writerOnly{w}, src)
 	}
 	if err := w.c.bw.Flush(); err != nil {
@@ -167,10 +174,18 @@ func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	}
 	// Hand the kernel the source as it is: splice recognises a socket only
 	// directly or under one LimitedReader.
-	if lr, ok := src.(*io.LimitedReader); !ok || lr.N > w.remaining {
-		src = io.LimitReader(src, w.remaining)
+	lr, ok := src.(*io.LimitedReader)
+	if !ok || lr.N > w.remaining {
+		lr = &io.LimitedReader{R: src, N: w.remaining}
+		src = lr
 	}
-	n, err := tc.ReadFrom(src)
+	var n int64
+	var err error
+	if w.c.cw.timeout <= 0 {
+		n, err = tc.ReadFrom(src)
+	} else {
+		n, err = w.c.cw.spliceFrom(tc, lr)
+	}
 	w.remaining -= n
 	w.bodyBytes += n
 	if err != nil {
@@ -228,8 +243,10 @@ func (w *responseWriter) Hijack() (net.Conn, io.Reader, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
-	// A tunnel has no deadlines of HTTP's: clear the request head's.
+	// A tunnel has no deadlines of HTTP's: clear the request head's and
+	// the response's.
 	w.c.nc.SetReadDeadline(time.Time{})
+	w.c.nc.SetWriteDeadline(time.Time{})
 	return w.c.nc, w.c.br, nil
 }
 

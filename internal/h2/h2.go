@@ -44,6 +44,10 @@ func (s *Server) ServeConn(c net.Conn, buffered io.Reader) {
 	})
 }
 
+// SetWriteTimeout closes a connection whose client takes no byte for d
+// (0: never); call it before serving.
+func (s *Server) SetWriteTimeout(d time.Duration) { s.h2.WriteByteTimeout = d }
+
 // Shutdown sends GOAWAY on every connection: clients finish their streams
 // and open no new ones.
 func (s *Server) Shutdown(ctx context.Context) {

@@ -270,8 +270,10 @@ var (
 	protoHTTPS      = []byte("https")
 )
 
-// responseFields filters a backend's response fields into out.
-func responseFields(out exchange.Headers, resp *h1.Response, r *route.Route, ct *connTokens, upgrade bool) exchange.Headers {
+// responseFields filters a backend's response fields into out: hop-by-hop
+// fields, the backend's Server and whatever Hide withholds are dropped,
+// URLs that point at a target are rewritten when the pool asks for it.
+func (f *Forwarder) responseFields(out exchange.Headers, req *exchange.Request, resp *h1.Response, r *route.Route, pool *upstream.Pool, ct *connTokens, upgrade bool) exchange.Headers {
 	ct.collect(resp.Header)
 	ops := &r.ResponseHeaders
 	for i := range resp.Header {
@@ -285,10 +287,27 @@ func responseFields(out exchange.Headers, resp *h1.Response, r *route.Route, ct 
 			}
 			continue
 		}
-		if len(n) == 6 && exchange.EqualFold(n, "server") || ct.names(n) || ops.Drops(n) {
+		if len(n) == 6 && exchange.EqualFold(n, "server") || ct.names(n) || ops.Drops(n) || f.Hide != nil && f.Hide.drops(n) {
 			continue
 		}
+		if pool.RewriteLocation {
+			if refresh, ok := isLocationField(n); ok {
+				var nv []byte
+				if refresh {
+					nv = rewriteRefresh(h.Value, req, r.StripPrefix, pool)
+				} else {
+					nv = rewriteLocation(h.Value, req, r.StripPrefix, pool)
+				}
+				if nv != nil {
+					out = append(out, exchange.Header{Name: n, Value: nv})
+					continue
+				}
+			}
+		}
 		out = append(out, *h)
+	}
+	if f.Hide != nil && f.Hide.via {
+		out = append(out, exchange.Header{Name: viaName, Value: viaValue})
 	}
 	out = append(out, ops.Set...)
 	out = append(out, ops.Add...)

@@ -23,6 +23,9 @@ import (
 type Forwarder struct {
 	TrustedProxies []netip.Prefix
 	Log            *slog.Logger
+	// Hide withholds backend fields that reveal what runs behind (nil:
+	// only Server, which the engines always replace).
+	Hide *Hide
 }
 
 // Result tells the access log what happened.
@@ -91,8 +94,12 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 	}
 	tried := &st.tried
 	defer clear(tried[:])
-	t := pool.Select(req)
-	if t == nil {
+	t, err := pool.Acquire(req)
+	switch {
+	case err == upstream.ErrPoolBusy:
+		res.Status = WriteBusy(w)
+		return
+	case err != nil:
 		res.Status = WriteError(w, 503)
 		return
 	}
@@ -104,7 +111,6 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if n <= len(tried) {
 			tried[n-1] = t
 		}
-		t.InFlight.Add(1)
 		began := monoNow()
 		var a attempt
 		if t.RoundTripper != nil {
@@ -143,10 +149,14 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 			if next != nil && !a.connectFailed && rp.Budget != nil && !rp.Budget.Withdraw() {
 				next = nil
 			}
+			// A target at its connection cap is not retried on.
+			if next != nil && !pool.TryAcquire(next) {
+				next = nil
+			}
 		}
 		if next == nil {
 			f.finishAttempt(req, w, r, pool, t, &a, st, res)
-			t.InFlight.Add(-1)
+			pool.Release(t)
 			return
 		}
 		if pool.Stats != nil {
@@ -161,7 +171,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *exchange.Request, w exchan
 		if a.rt != nil {
 			a.rt.end(nil)
 		}
-		t.InFlight.Add(-1)
+		pool.Release(t)
 		if a.err != nil {
 			f.Log.Warn("backend attempt failed; retrying on another target", "upstream", pool.Name, "target", t.Addr, "err", a.err)
 		}
@@ -257,7 +267,9 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 		}
 		if sent != nil {
 			sent.wait()
-			if e, ok := h1.IsHeadError(sent.err); ok && e.Status == 413 || isClientBodyError(sent.err) {
+			// The engine's body errors (too large, bad chunking, too slow)
+			// are the client's, whichever copy path met them.
+			if _, ok := h1.IsHeadError(sent.err); ok || isClientBodyError(sent.err) {
 				res.Status = WriteError(w, clientBodyStatus(sent.err))
 				return
 			}
@@ -267,7 +279,7 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 		return
 	}
 	res.Status = a.resp.Status
-	f.relay(req, w, r, cc, a.resp, st)
+	f.relay(req, w, r, pool, cc, a.resp, st)
 	if sent != nil {
 		if !sent.finished() && !sent.settle(50*time.Millisecond) {
 			// The backend answered without taking the whole body: the answer
@@ -361,14 +373,14 @@ func readFinal(cc *h1.ClientConn, w exchange.ResponseWriter, isHead bool) (*h1.R
 }
 
 // relay sends the response head and streams the body to the client.
-func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, cc *h1.ClientConn, resp *h1.Response, st *state) {
+func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *route.Route, pool *upstream.Pool, cc *h1.ClientConn, resp *h1.Response, st *state) {
 	upgrade := resp.Status == 101
 	if upgrade && (req.Upgrade == nil || req.ContentLength != 0) {
 		cc.Close()
 		WriteError(w, 502)
 		return
 	}
-	st.out = responseFields(st.out[:0], resp, r, &st.ct, upgrade)
+	st.out = f.responseFields(st.out[:0], req, resp, r, pool, &st.ct, upgrade)
 	if err := w.WriteHead(resp.Status, resp.Reason, st.out, resp.ContentLength); err != nil {
 		cc.Close()
 		return

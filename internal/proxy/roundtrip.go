@@ -351,7 +351,7 @@ func (f *Forwarder) finishRT(req *exchange.Request, w exchange.ResponseWriter, r
 		cl = -1
 	}
 	head := h1.Response{Status: hres.StatusCode, Header: fields, ContentLength: cl, Chunked: cl < 0}
-	st.out = responseFields(st.out[:0], &head, r, &st.ct, false)
+	st.out = f.responseFields(st.out[:0], req, &head, r, pool, &st.ct, false)
 	if err := w.WriteHead(hres.StatusCode, nil, st.out, cl); err != nil {
 		return
 	}

@@ -20,6 +20,9 @@ type listener struct {
 	ln   net.Listener
 	srv  atomic.Pointer[h1.Server]
 	h2s  atomic.Pointer[h2.Server]
+	// guard holds the connection limits and PROXY protocol (protect.go).
+	guard   *guard
+	stopped atomic.Bool
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
@@ -36,7 +39,7 @@ func (s *Server) newListener(lc config.Listener) (*listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &listener{addr: lc.Addr, h2c: lc.H2C, ln: ln, conns: map[*trackedConn]struct{}{}}
+	l := &listener{addr: lc.Addr, h2c: lc.H2C, ln: ln, conns: map[*trackedConn]struct{}{}, guard: newGuard(lc)}
 	l.setH2C(s, lc.H2C)
 	go l.accept(s)
 	s.log.Info("listening", "addr", ln.Addr().String(), "h2c", lc.H2C)
@@ -46,6 +49,9 @@ func (s *Server) newListener(lc config.Listener) (*listener, error) {
 func (l *listener) accept(s *Server) {
 	var delay time.Duration
 	for {
+		if !l.waitForRoom() {
+			return
+		}
 		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -61,6 +67,7 @@ func (l *listener) accept(s *Server) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
+		l.guard.open.Add(1)
 		tcn := &trackedConn{nc: nc}
 		l.mu.Lock()
 		l.conns[tcn] = struct{}{}
@@ -71,14 +78,21 @@ func (l *listener) accept(s *Server) {
 				l.mu.Lock()
 				delete(l.conns, tcn)
 				l.mu.Unlock()
+				l.guard.closed()
 				l.wg.Done()
 			}()
-			l.srv.Load().ServeConn(nc, &tcn.state)
+			c, key, ok := l.guard.admit(nc, s.snap.Load().Limits.ReadHeaderTimeout)
+			if !ok {
+				nc.Close()
+				return
+			}
+			defer l.guard.release(key)
+			l.srv.Load().ServeConn(c, &tcn.state)
 		}()
 	}
 }
 
-func (l *listener) stopAccepting() { l.ln.Close() }
+func (l *listener) stopAccepting() { l.stopped.Store(true); l.ln.Close() }
 
 // drain closes idle connections now and busy ones after their response;
 // what is still open when ctx ends is closed.
@@ -118,6 +132,9 @@ func (l *listener) drain(ctx context.Context) {
 func (s *Server) openNewListeners(cfg *config.Config) error {
 	var opened []*listener
 	for _, lc := range cfg.Listeners {
+		if cur, ok := s.listeners[lc.Addr]; ok {
+			cur.guard.configure(lc)
+		}
 		if cur, ok := s.listeners[lc.Addr]; ok && cur.h2c == lc.H2C {
 			continue
 		}
@@ -143,13 +160,15 @@ func (s *Server) openNewListeners(cfg *config.Config) error {
 
 func (l *listener) setH2C(s *Server, on bool) {
 	l.h2c = on
+	handler := &guardedHandler{s: s, g: l.guard}
 	srv := &h1.Server{
-		Handler: s,
+		Handler: handler,
 		Limits:  func() *h1.Limits { return &s.snap.Load().Limits },
 		Log:     s.log,
 	}
 	if on {
-		h2s := h2.New(s, false, s.snap.Load().Limits.IdleTimeout)
+		h2s := h2.New(handler, false, s.snap.Load().Limits.IdleTimeout)
+		h2s.SetWriteTimeout(s.snap.Load().Limits.WriteTimeout)
 		srv.H2C = h2s.ServeConn
 		l.h2s.Store(h2s)
 	}

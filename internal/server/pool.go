@@ -26,6 +26,7 @@ func buildPool(cfg *config.Config, name string, uc *config.Upstream, backends, u
 	p := &upstream.Pool{
 		Name:                  name,
 		PreserveHost:          uc.PreserveHost,
+		RewriteLocation:       uc.RewriteLocation,
 		ResponseHeaderTimeout: uc.Timeouts.ResponseHeader,
 		Retry:                 retryRules(uc.Retries),
 		Passive:               passiveRules(uc.Health.Passive),
@@ -45,6 +46,7 @@ func buildPool(cfg *config.Config, name string, uc *config.Upstream, backends, u
 		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
 	p.Policy = policy
+	p.SetLimit(uc.MaxConnsPerTarget, uc.Queue.Size, uc.Queue.Timeout)
 	return p, nil
 }
 
@@ -148,11 +150,6 @@ func supported(name string, uc *config.Upstream) error {
 	case "", "h1", "h2", "h2c":
 	default:
 		return fmt.Errorf("upstreams.%s.transport: %q is not supported by this build (h1, h2 or h2c)", name, uc.Transport)
-	}
-	if uc.MaxConnsPerTarget > 0 {
-		// Refused rather than ignored: a limit that silently does nothing is
-		// worse than none. It comes with the connection limits of issue 6.
-		return fmt.Errorf("upstreams.%s.max_conns_per_target: not enforced by this build yet; remove it", name)
 	}
 	for _, t := range uc.Targets {
 		if kind, scheme := t.Discovery(); kind == "" || scheme != "http" && scheme != "https" {

@@ -63,16 +63,20 @@ func buildSnapshot(cfg *config.Config, backends map[string]*upstream.Backend, pr
 		return nil, nil, err
 	}
 	s := &Snapshot{
-		Config:    cfg,
-		Router:    rt,
-		Pools:     pools,
-		Forwarder: &proxy.Forwarder{TrustedProxies: cfg.TrustedProxies, Log: env.log},
+		Config: cfg,
+		Router: rt,
+		Pools:  pools,
+		Forwarder: &proxy.Forwarder{TrustedProxies: cfg.TrustedProxies, Log: env.log,
+			Hide: proxy.NewHide(cfg.HideResponseHeaders, cfg.SendVia)},
 		Limits: h1.Limits{
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 			IdleTimeout:       cfg.Limits.IdleTimeout,
 			MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 			MaxBodyBytes:      int64(cfg.Limits.MaxBodyBytes),
 			BodyReadTimeout:   cfg.Limits.BodyReadTimeout,
+			WriteTimeout:      cfg.Limits.WriteTimeout,
+			MinBodyRate:       int64(cfg.Limits.MinBodyRate),
+			BodyRateWindow:    cfg.Limits.BodyRateWindow,
 		},
 		Filters: filter.NewState(prevFilters),
 	}

@@ -103,6 +103,9 @@ type Pool struct {
 	Targets      []*Target
 	Policy       Policy
 	PreserveHost bool
+	// RewriteLocation rewrites response URLs that point at a target to
+	// the client's scheme and host (proxy/hide.go).
+	RewriteLocation bool
 	// ResponseHeaderTimeout bounds the wait for a backend's response head.
 	ResponseHeaderTimeout time.Duration
 	// Backup serves only when no target is available.
@@ -112,6 +115,8 @@ type Pool struct {
 	// Stats, when set, receives the pool's measurements (metrics on).
 	Stats    *Stats
 	backupRR RoundRobin
+	// limit, when set (SetLimit), caps each target's requests in flight.
+	limit *limit
 	// set, once stored, replaces Targets and Policy.
 	set atomic.Pointer[TargetSet]
 }

@@ -68,7 +68,7 @@ func startCrawlerDNS(t *testing.T) *crawlerDNS {
 }
 
 // clientFrom is an HTTP client whose connections come from localIP.
-func clientFrom(t *testing.T, localIP string) *http.Client {
+func botClientFrom(t *testing.T, localIP string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{Proxy: nil, DialContext: d.DialContext, DisableKeepAlives: true}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -109,7 +109,7 @@ sites:
               resolver: %s
               lookup_timeout: 2s
 `, backend.URL, d.addr))
-	local := clientFrom(t, "127.0.0.1")
+	local := botClientFrom(t, "127.0.0.1")
 	for _, c := range []struct {
 		from, ua string
 		want     int
@@ -125,7 +125,7 @@ sites:
 	} {
 		c0 := local
 		if c.from != "127.0.0.1" {
-			c0 = clientFrom(t, c.from)
+			c0 = botClientFrom(t, c.from)
 		}
 		if st, body := getUA(t, c0, gh.URL("/page"), c.ua, ""); st != c.want {
 			t.Errorf("from %s UA %q: %d %q, want %d", c.from, c.ua, st, body, c.want)
@@ -134,7 +134,7 @@ sites:
 	// Verdicts are cached: the real crawler and the fake ones cost no more lookups.
 	n := d.queries.Load()
 	for _, from := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
-		getUA(t, clientFrom(t, from), gh.URL("/again"), "Googlebot/2.1", "")
+		getUA(t, botClientFrom(t, from), gh.URL("/again"), "Googlebot/2.1", "")
 	}
 	if d.queries.Load() != n {
 		t.Errorf("%d more DNS queries for addresses already checked", d.queries.Load()-n)
@@ -186,7 +186,7 @@ func TestBotFilterChallengeLetsBrowsersInAndKeepsScriptsOut(t *testing.T) {
 	url := gh.URL("/shop/index.html")
 
 	// A plain client gets the challenge page (403), as often as it asks.
-	plain := clientFrom(t, "127.0.0.1")
+	plain := botClientFrom(t, "127.0.0.1")
 	for _, ua := range []string{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0 Safari/537.36", "", "python-requests/2.31"} {
 		for range 2 {
 			st, body := getUA(t, plain, url, ua, "")
@@ -250,7 +250,7 @@ func TestBotFilterChallengeLetsBrowsersInAndKeepsScriptsOut(t *testing.T) {
 	if st, _ := getUA(t, plain, url, ua, "gh_check="+tok); st != 200 {
 		t.Errorf("the browser's cookie from the browser's address and UA: %d, want 200", st)
 	}
-	if st, _ := getUA(t, clientFrom(t, "127.0.1.1"), url, ua, "gh_check="+tok); st != 403 {
+	if st, _ := getUA(t, botClientFrom(t, "127.0.1.1"), url, ua, "gh_check="+tok); st != 403 {
 		t.Errorf("the browser's cookie from another /24: %d, want 403", st)
 	}
 	if st, _ := getUA(t, plain, url, "python-requests/2.31", "gh_check="+tok); st != 403 {

@@ -339,13 +339,14 @@ func concatBomb(t testing.TB, coding string, mib int) []byte {
 func encodeBody(t testing.TB, coding string, b []byte) []byte {
 	var out bytes.Buffer
 	var w io.WriteCloser
+	// The fastest levels: the test is about decoding, and -race is slow.
 	switch coding {
 	case "gzip":
-		w = gzip.NewWriter(&out)
+		w, _ = gzip.NewWriterLevel(&out, gzip.BestSpeed)
 	case "br":
-		w = brotli.NewWriter(&out)
+		w = brotli.NewWriterLevel(&out, 1)
 	case "zstd":
-		w, _ = zstd.NewWriter(&out)
+		w, _ = zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	}
 	w.Write(b)
 	w.Close()

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,7 +152,13 @@ func (p *proc) expand(tmpl string) string {
 	return placeholderRE.ReplaceAllStringFunc(tmpl, func(m string) string {
 		name := m[2 : len(m)-2]
 		if _, ok := p.ports[name]; !ok {
-			p.ports[name] = freeAddr(p.t)
+			// The kernel may hand the same just-freed port out twice: the
+			// placeholders of one process must differ.
+			addr := freeAddr(p.t)
+			for slices.Contains(slices.Collect(maps.Values(p.ports)), addr) {
+				addr = freeAddr(p.t)
+			}
+			p.ports[name] = addr
 		}
 		return p.ports[name]
 	})

@@ -94,6 +94,9 @@ sites:
 		t.Fatal("after a reload the file is no longer followed")
 	}
 
+	if n := metricLine(t, gh, `gatehouse_ipfilter_refused_total{middleware="sites[0].routes[0].middleware[0].ip_filter"}`); n != 3 {
+		t.Errorf("/metrics: %v refusals on /office, want 3", n)
+	}
 	if !waitFor(5*time.Second, func() bool {
 		for _, l := range accessLines(gh.stderr.String()) {
 			if l["blocked"] == "ip_filter" && l["status"] == float64(403) {

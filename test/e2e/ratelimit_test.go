@@ -170,6 +170,12 @@ sites:
 		t.Fatalf("after a reload: %d, want the bucket kept (429)", resp.StatusCode)
 	}
 
+	// The counters are on the admin listener's /metrics.
+	const ipEntry = `{middleware="sites[0].routes[0].middleware[0].rate_limit"`
+	if a, l := metricLine(t, gh, `gatehouse_ratelimit_requests_total`+ipEntry+`,outcome="allowed"}`), metricLine(t, gh, `gatehouse_ratelimit_requests_total`+ipEntry+`,outcome="limited"}`); a != 4 || l != 2 {
+		t.Errorf("/metrics: allowed %v limited %v, want 4 and 2", a, l)
+	}
+
 	// The refusals are in the access log, naming the filter.
 	if !waitFor(5*time.Second, func() bool {
 		for _, l := range accessLines(gh.stderr.String()) {
@@ -241,6 +247,10 @@ func TestRateLimitRedisSharedAcrossInstances(t *testing.T) {
 		if strings.Contains(gh.stderr.String(), "blocked\":\"rate_limit:store_error") != (gh == closed) {
 			t.Errorf("blocked=rate_limit:store_error in the access log: want it on the closed instance only")
 		}
+	}
+
+	if n := metricLine(t, closed, `gatehouse_ratelimit_store_errors_total{middleware="sites[0].routes[0].middleware[0].rate_limit"}`); n < 3 {
+		t.Errorf("/metrics: %v store errors on the closed instance, want at least 3", n)
 	}
 
 	// Redis comes back (empty): limiting resumes on both within a few seconds.
@@ -317,4 +327,23 @@ sites:
 			t.Fatalf("%s over the limit: %d %q", resp.Proto, resp.StatusCode, body)
 		}
 	}
+}
+
+// metricLine returns the value of the first /metrics sample of gh whose line
+// starts with prefix (a metric name and its labels), or -1 when there is none.
+func metricLine(t *testing.T, gh *proc, prefix string) float64 {
+	t.Helper()
+	resp, body := do(t, newClient(t), "GET", "http://"+gh.Admin()+"/metrics", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %d", resp.StatusCode)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -377,3 +377,22 @@ func TestFlushesOfKnownLengthKeepTheRatio(t *testing.T) {
 		}
 	}
 }
+
+// compress at the site and again on the route: the inner one encodes, the
+// outer one sees Content-Encoding and leaves the body alone.
+func TestTwoCompressFiltersEncodeOnce(t *testing.T) {
+	outer, inner := mustBuild(t, "{algorithms: [gzip]}"), mustBuild(t, "{algorithms: [br]}")
+	body := prose(20 << 10)
+	srv := serveChain(t, outer, func(x *filter.Exchange) {
+		filter.Chain(filter.HandlerFunc(func(x *filter.Exchange) {
+			reply(x, 200, body, true, "Content-Type", "text/plain")
+		}), inner).Serve(x)
+	})
+	resp, b := get(t, srv.url, "Accept-Encoding", "gzip, br")
+	if ce := resp.Header.Values("Content-Encoding"); len(ce) != 1 || ce[0] != "br" || !bytes.Equal(decode(t, "br", b), body) {
+		t.Errorf("Content-Encoding %q: want br once", ce)
+	}
+	if v := resp.Header.Values("Vary"); len(v) != 1 {
+		t.Errorf("Vary %q: want Accept-Encoding once", v)
+	}
+}

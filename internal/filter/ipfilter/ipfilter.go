@@ -31,7 +31,10 @@ type settings struct {
 }
 
 // Filter is one ip_filter entry.
-type Filter struct{ l *lists }
+type Filter struct {
+	l       *lists
+	refused *series
+}
 
 // lists holds the compiled allow and deny sets; they are swapped whole
 // when a file changes, so a request sees one consistent version.
@@ -121,13 +124,24 @@ func New(b *filter.Build) (filter.Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{l: l}, nil
+	m, err := filter.Keep(b.State, "ipfilter.metrics", func() (*metrics, error) { return newMetrics(b.Metrics) })
+	if err != nil {
+		return nil, err
+	}
+	sr, err := filter.Keep(b.State, "ipfilter.series|"+b.Entry.Path, func() (*series, error) {
+		return &series{m: m, path: b.Entry.Path, refused: m.refused.WithLabelValues(b.Entry.Path)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{l: l, refused: sr}, nil
 }
 
 // Serve refuses the request with 403 unless the client may pass.
 func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 	if !f.l.allowed(x.ClientIP) {
 		x.Log.Blocked = "ip_filter"
+		f.refused.refused.Inc()
 		filter.Reply(x, 403, filter.StatusText(403))
 		return
 	}

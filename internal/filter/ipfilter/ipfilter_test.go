@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func prefixes(ss ...string) []netip.Prefix {
@@ -205,6 +206,11 @@ func TestSemantics(t *testing.T) {
 		if got, blocked := status(both, ip); got != want || (want == 403) != (blocked == "ip_filter") {
 			t.Errorf("allow+deny, %q: %d blocked=%q, want %d", ip, got, blocked, want)
 		}
+	}
+	var m dto.Metric
+	both.refused.refused.Write(&m)
+	if m.GetCounter().GetValue() != 4 {
+		t.Errorf("refusals counted: %v, want 4", m.GetCounter().GetValue())
 	}
 }
 

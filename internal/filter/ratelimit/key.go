@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
@@ -77,13 +78,13 @@ func appendValue[T string | []byte](dst []byte, v T) []byte {
 func appendQuery(dst []byte, query []byte, name string) []byte {
 	for len(query) > 0 {
 		var pair []byte
-		if i := indexByte(query, '&'); i >= 0 {
+		if i := bytes.IndexByte(query, '&'); i >= 0 {
 			pair, query = query[:i], query[i+1:]
 		} else {
 			pair, query = query, nil
 		}
 		k, v := pair, []byte(nil)
-		if i := indexByte(pair, '='); i >= 0 {
+		if i := bytes.IndexByte(pair, '='); i >= 0 {
 			k, v = pair[:i], pair[i+1:]
 		}
 		if !decodedEqual(k, name) {
@@ -97,15 +98,6 @@ func appendQuery(dst []byte, query []byte, name string) []byte {
 		return binary.AppendUvarint(dst, uint64(len(dst)-start))
 	}
 	return append(dst, markAbsent)
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // decodedEqual reports whether the percent-encoded k decodes to name.

@@ -100,7 +100,7 @@ func (p part) String() string {
 // maxParts bounds a combined key: more would be a configuration mistake.
 const maxParts = 8
 
-// ParsePart reads one key component: client_ip, route, header:NAME or query:NAME.
+// parsePart reads one key component: client_ip, route, header:NAME or query:NAME.
 func parsePart(s string) (part, error) {
 	switch s {
 	case "client_ip":
