@@ -32,6 +32,7 @@
 #                  gh_rlredis  the same with store: redis (starts a redis-server;
 #                              apt-get install redis-server)
 #                  gh_ipf      ip_filter with a 10000-prefix deny list
+#                  gh_waf      waf: the OWASP CRS at paranoia level 1, block mode
 #                  gatehouse_protect  the listener and upstream protections
 #                              (connection and request caps, upstream cap and
 #                              queue, write timeout, minimum body rate, Via,
@@ -44,6 +45,9 @@
 #                generated proxy configs are copied here
 #   MODES        runs to do, in order                              ["plain"]
 #                plain: the SIZES scenarios, proxies as they come
+#                waf:   the SIZES scenarios with gatehouse, gh_waf and nginx
+#                       (when in PROXIES): the WAF's cost, as a ratio of
+#                       plain gatehouse's req/s and CPU per request
 #                gzip:  responses compressed with gzip (scenario "text", a
 #                       64 KiB JSON body, requested with Accept-Encoding: gzip):
 #                       gatehouse `compress` vs nginx `gzip on` (and Caddy
@@ -131,7 +135,7 @@ RESULTS_DIR=${RESULTS_DIR:-}
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a positive integer" >&2; exit 2; }
 [[ "$GZIP_LEVEL" =~ ^[1-9]$ ]] || { echo "GZIP_LEVEL must be 1 to 9" >&2; exit 2; }
 for m in $MODES; do
-	[[ "$m" == plain || "$m" == gzip || "$m" == cache ]] || { echo "unknown mode in MODES: $m (plain, gzip, cache)" >&2; exit 2; }
+	[[ "$m" == plain || "$m" == gzip || "$m" == cache || "$m" == waf ]] || { echo "unknown mode in MODES: $m (plain, gzip, cache, waf)" >&2; exit 2; }
 done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -237,7 +241,7 @@ command -v go >/dev/null || die "go is not installed"
 ACTIVE=()
 for p in $PROXIES; do
 	case "$p" in
-	gatehouse | gatehouse-nometrics | gatehouse_protect | direct | gh_rl | gh_ipf) ACTIVE+=("$p") ;;
+	gatehouse | gatehouse-nometrics | gatehouse_protect | direct | gh_rl | gh_ipf | gh_waf) ACTIVE+=("$p") ;;
 	gh_rlredis)
 		have redis-server || die "gh_rlredis needs redis-server (apt-get install redis-server)"
 		ACTIVE+=("$p")
@@ -414,6 +418,7 @@ start_gatehouse-nometrics() { start_gatehouse "$@" --metrics=false; }
 build_gh_rl() { build_gatehouse; }
 build_gh_rlredis() { build_gatehouse; }
 build_gh_ipf() { build_gatehouse; }
+build_gh_waf() { build_gatehouse; }
 
 start_gh_variant() { # start_gh_variant NAME PORT BACKEND_PORT TOP MIDDLEWARE
 	local name=$1 port=$2 bport=$3 top=$4 mw=$5 d=$TMP/$1
@@ -434,6 +439,8 @@ EOF
 	GOMAXPROCS=$WORKERS "$GATEHOUSE_BIN" run -c "$d/gatehouse.yaml" >"$TMP/$name.log" 2>&1 &
 	track "$name" $!
 }
+
+start_gh_waf() { start_gh_variant "$1" "$2" "$3" "" "waf: {rules: crs, paranoia_level: 1, mode: block}"; }
 
 start_gh_rl() { start_gh_variant "$1" "$2" "$3" "" "rate_limit: {rate: 1000000000/s}"; }
 
@@ -901,6 +908,11 @@ run_scenario() {
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tsv_sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
 			"${MCPU[$name]}" "${ERRS[$name]}" >>"$TMP/results/results.tsv"
 	done
+	for name in "${ACTIVE[@]}"; do
+		if [[ "$name" == gh_* && -n "${MRPS[gatehouse]:-}" ]]; then
+			echo "$name: $(ratio "${MRPS[$name]}" "${MRPS[gatehouse]}") x the req/s of plain gatehouse, $(ratio "${MCPU[$name]}" "${MCPU[gatehouse]}") x its CPU per request"
+		fi
+	done
 	echo
 }
 
@@ -982,6 +994,16 @@ for mode in $MODES; do
 	plain)
 		GZIP=0 WRK_HEADERS=()
 		ACTIVE=("${ALL_ACTIVE[@]}")
+		start_proxies
+		for sc in $SIZES; do
+			run_scenario "$sc"
+		done
+		;;
+	waf)
+		GZIP=0 WRK_HEADERS=()
+		ACTIVE=(gatehouse gh_waf)
+		for name in "${ALL_ACTIVE[@]}"; do [[ "$name" == nginx ]] && ACTIVE+=(nginx); done
+		build_gatehouse
 		start_proxies
 		for sc in $SIZES; do
 			run_scenario "$sc"

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/filter"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/apikey"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/basicauth"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/botfilter"
 	cachefilter "github.com/gatehouse-proxy/gatehouse/internal/filter/cache"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/compress"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/forwardauth"
@@ -21,6 +22,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/jwtauth"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/oidc"
 	"github.com/gatehouse-proxy/gatehouse/internal/filter/ratelimit"
+	"github.com/gatehouse-proxy/gatehouse/internal/filter/waf"
 	"github.com/gatehouse-proxy/gatehouse/internal/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,6 +39,8 @@ var factories = map[string]filter.Factory{
 	"forward_auth": forwardauth.New,
 	"api_key":      apikey.New,
 	"oidc":         oidc.New,
+	"waf":          waf.New,
+	"bot_filter":   botfilter.New,
 }
 
 // buildEnv is what a snapshot build needs from the server.
