@@ -99,3 +99,7 @@ func BenchmarkProxyGET100BIPFilter(b *testing.B) {
 	}
 	benchmarkMiddleware(b, "", "ip_filter: {deny: ["+strings.TrimSuffix(sb.String(), ", ")+"]}")
 }
+
+func BenchmarkProxyGET100BBotFilter(b *testing.B) {
+	benchmarkMiddleware(b, "", `bot_filter: {deny_user_agents: ["~(?i)(badbot|scrapy|python-requests)", "curl/"]}`)
+}
