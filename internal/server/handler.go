@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
@@ -89,6 +90,7 @@ func (s *Server) ServeExchange(req *exchange.Request, w exchange.ResponseWriter)
 			UpstreamLatency: res.UpstreamLatency,
 			Route:           routeName,
 			RequestID:       req.ID,
+			TLS:             tlsVersion(req.TLSInfo),
 			Header:          req.Header,
 		}
 		if lf != nil {
@@ -180,4 +182,18 @@ func redirect(w exchange.ResponseWriter, req *exchange.Request, r *route.Redirec
 	h := exchange.Headers{{Name: []byte("Location"), Value: r.Location(req)}}
 	w.WriteHead(r.Status, nil, h, 0)
 	return r.Status
+}
+
+// tlsVersion names the connection's TLS version for the log ("" in clear).
+func tlsVersion(t *exchange.TLSInfo) string {
+	if t == nil {
+		return ""
+	}
+	switch t.State.Version {
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	}
+	return "older"
 }

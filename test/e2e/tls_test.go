@@ -48,6 +48,16 @@ sites:
 			t.Errorf("unexpected headers %v", resp.Header)
 		}
 	}
+	if !waitFor(5*time.Second, func() bool {
+		for _, l := range accessLines(gh.stderr.String()) {
+			if l["path"] == "/path" && l["tls"] == "1.3" {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("no access line with tls 1.3 for /path:\n%s", tail(gh.stderr.String(), 2000))
+	}
 	if cn := f.servedCN(t, gh.Addr(), "a.test"); cn != "site-a" {
 		t.Errorf("a.test served %s", cn)
 	}
