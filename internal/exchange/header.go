@@ -109,3 +109,34 @@ func TrimOWS(b []byte) []byte {
 	}
 	return b
 }
+
+// Cookie returns the value of the first cookie called name (case-sensitive,
+// as RFC 6265 §5.4 says) in the Cookie fields — "a=1; b=2", one field or
+// several (HTTP/2 splits them) — without allocating, or nil. Surrounding
+// double quotes are removed.
+func (h Headers) Cookie(name string) []byte {
+	for i := range h {
+		if !equalFoldString(h[i].Name, "Cookie") {
+			continue
+		}
+		v := h[i].Value
+		for len(v) > 0 {
+			var pair []byte
+			if j := bytes.IndexByte(v, ';'); j >= 0 {
+				pair, v = v[:j], v[j+1:]
+			} else {
+				pair, v = v, nil
+			}
+			eq := bytes.IndexByte(pair, '=')
+			if eq < 0 || string(TrimOWS(pair[:eq])) != name {
+				continue
+			}
+			val := TrimOWS(pair[eq+1:])
+			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			return val
+		}
+	}
+	return nil
+}

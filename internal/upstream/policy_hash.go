@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -225,43 +224,13 @@ func (h *Hash) key(req *exchange.Request) (uint64, bool) {
 		}
 		return fmix64(fnv1a(fnvOffset, v)), true
 	case hashCookie:
-		v := cookieValue(req.Header, h.name)
+		v := req.Header.Cookie(h.name)
 		if len(v) == 0 {
 			return 0, false
 		}
 		return fmix64(fnv1a(fnvOffset, v)), true
 	}
 	return 0, false
-}
-
-// cookieValue finds the value of the cookie called name (case-sensitive, as
-// RFC 6265 says) in the request's Cookie fields (HTTP/2 may send several),
-// without allocating. Surrounding double quotes are removed.
-func cookieValue(hs exchange.Headers, name string) []byte {
-	for i := range hs {
-		if !exchange.EqualFold(hs[i].Name, "Cookie") {
-			continue
-		}
-		v := hs[i].Value
-		for len(v) > 0 {
-			var pair []byte
-			if j := bytes.IndexByte(v, ';'); j >= 0 {
-				pair, v = v[:j], v[j+1:]
-			} else {
-				pair, v = v, nil
-			}
-			eq := bytes.IndexByte(pair, '=')
-			if eq < 0 || string(exchange.TrimOWS(pair[:eq])) != name {
-				continue
-			}
-			val := exchange.TrimOWS(pair[eq+1:])
-			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-				val = val[1 : len(val)-1]
-			}
-			return val
-		}
-	}
-	return nil
 }
 
 const (

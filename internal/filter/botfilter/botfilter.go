@@ -266,7 +266,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		return
 	}
 	if f.challenge && (f.challengeAll || len(ua) == 0 || f.suspectUA.match(ua)) {
-		if tok := cookieValue(x.Req.Header, f.cookie); tok == nil || !f.sign.valid(tok, time.Now(), x.ClientIP, ua) {
+		if tok := x.Req.Header.Cookie(f.cookie); tok == nil || !f.sign.valid(tok, time.Now(), x.ClientIP, ua) {
 			f.challengePage(x, ua)
 			return
 		}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 )
 
 // A challenge token is "1.EXPIRY.MAC": EXPIRY in Unix seconds, MAC the first
@@ -112,46 +110,6 @@ func parseToken(tok []byte) (exp int64, mac [macLen]byte, ok bool) {
 		return 0, mac, false
 	}
 	return exp, mac, true
-}
-
-// cookieValue returns the value of the first cookie called name in the
-// request's Cookie fields (RFC 6265 §5.4: "a=1; b=2", one or more fields),
-// or nil. It does not allocate.
-func cookieValue(h exchange.Headers, name string) []byte {
-	for i := range h {
-		if !exchange.EqualFold(h[i].Name, "cookie") {
-			continue
-		}
-		v := h[i].Value
-		for len(v) > 0 {
-			var pair []byte
-			if j := indexByte(v, ';'); j >= 0 {
-				pair, v = v[:j], v[j+1:]
-			} else {
-				pair, v = v, nil
-			}
-			pair = exchange.TrimOWS(pair)
-			eq := indexByte(pair, '=')
-			if eq < 0 || string(exchange.TrimOWS(pair[:eq])) != name {
-				continue
-			}
-			val := exchange.TrimOWS(pair[eq+1:])
-			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-				val = val[1 : len(val)-1]
-			}
-			return val
-		}
-	}
-	return nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // page is the challenge: a small page whose script stores the token in a

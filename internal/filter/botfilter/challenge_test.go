@@ -69,12 +69,12 @@ func TestCookieValue(t *testing.T) {
 		{Name: []byte("cookie"), Value: []byte(` c = "quoted" ;gh2=late`)},
 	}
 	for name, want := range map[string]string{"a": "1", "gh": "x", "b": "2", "c": "quoted", "gh2": "late", "g": "", "x": ""} {
-		got := cookieValue(h, name)
+		got := h.Cookie(name)
 		if string(got) != want || (want == "" && got != nil) {
 			t.Errorf("cookieValue(%q) = %q, want %q", name, got, want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { cookieValue(h, "gh2") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { h.Cookie("gh2") }); n != 0 {
 		t.Errorf("cookieValue allocates %v times", n)
 	}
 }
@@ -124,7 +124,7 @@ func FuzzCookieValue(f *testing.F) {
 	f.Add(";;=;", "")
 	f.Fuzz(func(t *testing.T, field, name string) {
 		h := exchange.Headers{{Name: []byte("Cookie"), Value: []byte(field)}}
-		v := cookieValue(h, name)
+		v := h.Cookie(name)
 		if v == nil {
 			return
 		}

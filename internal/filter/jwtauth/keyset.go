@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -41,6 +40,3 @@ func Asymmetric() []string { return append([]string(nil), asymmetric...) }
 // HeaderValue renders a claim for a request header as forward_claims does;
 // false when it holds characters a header cannot carry.
 func HeaderValue(v any) (string, bool) { return headerValue(v) }
-
-// CookieValue is the value of the first cookie called name in h.
-func CookieValue(h exchange.Headers, name string) []byte { return cookieValue(h, name) }

@@ -51,7 +51,7 @@ func (f *Filter) token(req *exchange.Request) ([]byte, found) {
 			v = t
 		}
 	case fromCookie:
-		v = cookieValue(req.Header, f.from.name)
+		v = req.Header.Cookie(f.from.name)
 	case fromQuery:
 		v = queryValue(req.Query, f.from.name)
 	}
@@ -91,35 +91,6 @@ func jwsCompact(v []byte) bool {
 		}
 	}
 	return dots == 2
-}
-
-// cookieValue is the value of the first cookie called name in the Cookie
-// fields (RFC 6265 §5.4: `a=1; b=2`, possibly split over several fields in
-// HTTP/2). A value in double quotes loses them.
-func cookieValue(h exchange.Headers, name string) []byte {
-	for i := range h {
-		if !exchange.EqualFold(h[i].Name, "Cookie") {
-			continue
-		}
-		v := h[i].Value
-		for len(v) > 0 {
-			var pair []byte
-			if j := bytes.IndexByte(v, ';'); j >= 0 {
-				pair, v = v[:j], v[j+1:]
-			} else {
-				pair, v = v, nil
-			}
-			k, val, ok := bytes.Cut(exchange.TrimOWS(pair), []byte{'='})
-			if !ok || string(k) != name {
-				continue
-			}
-			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-				val = val[1 : len(val)-1]
-			}
-			return val
-		}
-	}
-	return nil
 }
 
 // queryValue is the value of the first query parameter called name,

@@ -163,7 +163,7 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		return
 	}
 	var s session
-	if v := jwtauth.CookieValue(x.Req.Header, f.c.cookie); v != nil &&
+	if v := x.Req.Header.Cookie(f.c.cookie); v != nil &&
 		f.seal.open("session", string(v), &s) == nil && x.Start.Unix() < s.Expires && len(s.Values) == len(f.forward) {
 		for i := range f.forward {
 			if s.Has[i] {
@@ -234,7 +234,7 @@ func (f *Filter) login(x *filter.Exchange) {
 func (f *Filter) callback(x *filter.Exchange) {
 	q, _ := url.ParseQuery(string(x.Req.Query))
 	var l login
-	v := jwtauth.CookieValue(x.Req.Header, f.c.loginCookie)
+	v := x.Req.Header.Cookie(f.c.loginCookie)
 	if v == nil || f.seal.open("login", string(v), &l) != nil || x.Start.Unix() >= l.Expires {
 		f.fail(x, 400, "login_expired", "400 Bad Request: the login expired or was started elsewhere; go back and try again\n")
 		return
