@@ -19,13 +19,16 @@ import (
 // The benchmarks drive gatehouse with a raw client and a raw backend that
 // allocate nothing themselves, so that allocs/op is the proxy's own cost.
 
-func rawBackend(b testing.TB, body []byte) string {
+func rawBackend(b testing.TB, body []byte) string { return rawBackendWith(b, "", body) }
+
+// rawBackendWith is rawBackend with extra response head lines (each ending in\r\n).
+func rawBackendWith(b testing.TB, fields string, body []byte) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ln.Close() })
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: backend/1.0\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: backend/1.0\r\n" + fields + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	resp = append(resp, body...)
 	go func() {
 		for {
@@ -63,6 +66,12 @@ sites:
       - match: {path_prefix: /}
         upstream: app
 `, backend)
+	return startConfig(b, text)
+}
+
+// startConfig starts a server for the configuration text (access log off,
+// one listener) and returns its listener's address.
+func startConfig(b testing.TB, text string) string {
 	cfg, err := config.Parse("bench.yaml", []byte(text))
 	if err != nil {
 		b.Fatal(err)

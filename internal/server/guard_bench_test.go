@@ -3,11 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
-
-	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // BenchmarkProtectGET100B is BenchmarkProxyGET100B with each protection of
@@ -51,22 +47,7 @@ sites:
       - match: {path_prefix: /}
         upstream: app
 `, listener, tc.top, backend, upstream)
-			cfg, err := config.Parse("bench.yaml", []byte(text))
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := srv.Start(); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { srv.Shutdown(b.Context()) })
-			var addr string
-			for _, a := range srv.Addrs() {
-				addr = a.String()
-			}
+			addr := startConfig(b, text)
 			var preface []byte
 			if tc.proxyProtocol {
 				preface = []byte("PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n")

@@ -3,15 +3,11 @@ package server
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // The cost of the protections on the hot path: the same load as
@@ -32,23 +28,7 @@ sites:
         middleware:
           - %s
 `, top, backend, middleware)
-	cfg, err := config.Parse("bench.yaml", []byte(text))
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Shutdown(b.Context()) })
-	for _, a := range srv.Addrs() {
-		return a.String()
-	}
-	b.Fatal("no listener")
-	return ""
+	return startConfig(b, text)
 }
 
 func benchmarkMiddleware(b *testing.B, top, middleware string) {
