@@ -50,6 +50,7 @@ type Transport struct {
 type ClientConn struct {
 	t        *Transport
 	nc       net.Conn
+	sock     sock
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	head     []byte
@@ -142,13 +143,11 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 			return nil, err
 		}
 	}
-	return &ClientConn{
-		t:    t,
-		nc:   nc,
-		br:   bufio.NewReaderSize(nc, readBufSize),
-		bw:   bufio.NewWriterSize(nc, writeBufSize),
-		head: make([]byte, 0, 1024),
-	}, nil
+	cc := &ClientConn{t: t, nc: nc, head: make([]byte, 0, 1024)}
+	cc.sock.init(nc)
+	cc.br = bufio.NewReaderSize(&cc.sock, readBufSize)
+	cc.bw = bufio.NewWriterSize(&cc.sock, writeBufSize)
+	return cc, nil
 }
 
 // handshake runs the TLS client handshake on nc within DialTimeout.
@@ -272,6 +271,41 @@ func (cc *ClientConn) EndHead(contentLength int64) {
 func (cc *ClientConn) WriteChunk(p []byte) error { return writeChunk(cc.bw, p) }
 func (cc *ClientConn) WriteLastChunk(trailers exchange.Headers) error {
 	return writeLastChunk(cc.bw, trailers)
+}
+
+// Send writes the buffered request and waits, under the read deadline
+// already set, for the first bytes of the answer. On a plain TCP socket both
+// happen inside one RawConn.Read (see sock): the readiness notice is reset
+// before the request goes out, so the answer's arrival cannot be missed and
+// no read is tried before it. Errors are the write's or the read's, as
+// Flush and ReadResponse would report them.
+func (cc *ClientConn) Send() error {
+	s := &cc.sock
+	if s.rc == nil || cc.br.Buffered() > 0 {
+		return cc.bw.Flush()
+	}
+	var err error
+	sent := false
+	rerr := s.rc.Read(func(fd uintptr) bool {
+		s.fd, s.raw = int(fd), true
+		if !sent {
+			sent = true
+			err = cc.bw.Flush()
+			s.raw = false
+			return err != nil
+		}
+		_, err = cc.br.Peek(1)
+		s.raw = false
+		if err == errAgain {
+			err = nil
+			return false
+		}
+		return true
+	})
+	if err == nil && rerr != nil {
+		err = rerr
+	}
+	return err
 }
 
 // SetReadDeadline bounds the wait for the response head.
