@@ -60,6 +60,11 @@ type ClientConn struct {
 	lastUsed time.Time
 	// broken is set from the request-body goroutine too.
 	broken atomic.Bool
+
+	// Send's state, kept here so that its callback is made once.
+	sendStep func(uintptr) bool
+	sent     bool
+	sendErr  error
 }
 
 var errTransportClosed = errors.New("h1: transport closed")
@@ -284,28 +289,34 @@ func (cc *ClientConn) Send() error {
 	if s.rc == nil || cc.br.Buffered() > 0 {
 		return cc.bw.Flush()
 	}
-	var err error
-	sent := false
-	rerr := s.rc.Read(func(fd uintptr) bool {
-		s.fd, s.raw = int(fd), true
-		if !sent {
-			sent = true
-			err = cc.bw.Flush()
-			s.raw = false
-			return err != nil
-		}
-		_, err = cc.br.Peek(1)
-		s.raw = false
-		if err == errAgain {
-			err = nil
-			return false
-		}
-		return true
-	})
-	if err == nil && rerr != nil {
-		err = rerr
+	cc.sent, cc.sendErr = false, nil
+	if cc.sendStep == nil {
+		cc.sendStep = cc.step // once per connection: a method value allocates
+	}
+	err := s.rc.Read(cc.sendStep)
+	if cc.sendErr != nil {
+		return cc.sendErr
 	}
 	return err
+}
+
+// step is Send's RawConn.Read callback: the first call writes the request,
+// the later ones (after a readiness notice) read the answer's first bytes.
+func (cc *ClientConn) step(fd uintptr) bool {
+	s := &cc.sock
+	s.fd, s.raw = int(fd), true
+	defer func() { s.raw = false }()
+	if !cc.sent {
+		cc.sent = true
+		cc.sendErr = cc.bw.Flush()
+		return cc.sendErr != nil
+	}
+	_, err := cc.br.Peek(1)
+	if err == errAgain {
+		return false
+	}
+	cc.sendErr = err
+	return true
 }
 
 // SetReadDeadline bounds the wait for the response head.

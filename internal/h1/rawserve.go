@@ -24,21 +24,27 @@ var endOfHead = []byte("\r\n\r\n")
 // Anything else returns to the blocking loop: parsed, a request of that
 // kind in c.req; end, the connection is done.
 func (c *conn) serveRaw(st *ConnState) (parsed, end bool) {
-	s := &c.sock
 	// RawConn.Read resets the readiness notice: data may be waiting that
 	// no notice will announce, so look before parking the first time.
-	s.drained = false
-	var out rawOutcome
-	err := s.rc.Read(func(fd uintptr) bool {
-		s.fd, s.raw = int(fd), true
-		out = c.rawStep(st)
-		s.raw = false
-		return out != rawWait
-	})
+	c.sock.drained = false
+	c.rawState = st
+	if c.rawCallback == nil {
+		c.rawCallback = c.rawRead // once per pooled conn: a method value allocates
+	}
+	err := c.sock.rc.Read(c.rawCallback)
+	c.rawState = nil
 	if err != nil {
 		return false, true
 	}
-	return out == rawParsed, out == rawEnd
+	return c.rawOut == rawParsed, c.rawOut == rawEnd
+}
+
+// rawRead is serveRaw's RawConn.Read callback.
+func (c *conn) rawRead(fd uintptr) bool {
+	c.sock.fd, c.sock.raw = int(fd), true
+	c.rawOut = c.rawStep(c.rawState)
+	c.sock.raw = false
+	return c.rawOut != rawWait
 }
 
 // rawStep serves what the buffer and the socket hold until it must wait.

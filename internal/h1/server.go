@@ -74,6 +74,10 @@ type conn struct {
 	// the read deadline is something else now).
 	idleArmed time.Time
 	idleFor   time.Duration
+	// serveRaw's callback and the state it works on.
+	rawCallback func(uintptr) bool
+	rawState    *ConnState
+	rawOut      rawOutcome
 }
 
 var connPool = sync.Pool{New: func() any {
