@@ -75,6 +75,25 @@ func (b *Body) Buffered() bool {
 	return false
 }
 
+// WriteBuffered writes a fixed-length body that is all in the connection's
+// buffer to w straight from there, and reports whether it did (otherwise
+// nothing happened: read the body as usual).
+func (b *Body) WriteBuffered(w io.Writer) (done bool, err error) {
+	if b.err == io.EOF {
+		return true, nil
+	}
+	if b.err != nil || b.mode != bodyFixed || b.n > int64(b.br.Buffered()) ||
+		b.limit > 0 || b.readTimeout > 0 || b.pace.rate > 0 {
+		return false, nil
+	}
+	p, _ := b.br.Peek(int(b.n))
+	_, err = w.Write(p)
+	b.br.Discard(len(p))
+	b.total += b.n
+	b.n, b.err = 0, io.EOF
+	return true, err
+}
+
 // Remaining is what is left of a fixed-length body (-1 for other framings).
 func (b *Body) Remaining() int64 {
 	if b.mode != bodyFixed {

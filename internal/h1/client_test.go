@@ -166,3 +166,61 @@ func TestClientReleaseAndReuse(t *testing.T) {
 		cc.Release()
 	}
 }
+
+func TestClientWriteBuffered(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		done      bool
+		body      string
+	}{
+		{"all buffered", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", true, "hello"},
+		{"empty", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, ""},
+		{"204", "HTTP/1.1 204 No Content\r\n\r\n", true, ""},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false, "hello"},
+		{"until close", "HTTP/1.1 200 OK\r\n\r\nhello", false, "hello"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := pipeClient(t, tc.raw)
+			if _, err := cc.ReadResponse(false); err != nil {
+				t.Fatal(err)
+			}
+			cc.br.Peek(len(tc.raw)) // what the pipe holds is all buffered now
+			var out strings.Builder
+			done, err := cc.Body().WriteBuffered(&out)
+			if done != tc.done || err != nil {
+				t.Fatalf("WriteBuffered: %v, %v; want %v", done, err, tc.done)
+			}
+			if !done {
+				b, err := io.ReadAll(cc.Body())
+				if err != nil {
+					t.Fatal(err)
+				}
+				out.Write(b)
+			}
+			if out.String() != tc.body || !cc.Body().Done() {
+				t.Errorf("body %q (done %v), want %q", out.String(), cc.Body().Done(), tc.body)
+			}
+		})
+	}
+	t.Run("not all buffered yet", func(t *testing.T) {
+		client, backend := net.Pipe()
+		defer client.Close()
+		go func() {
+			io.WriteString(backend, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(backend, "world")
+			backend.Close()
+		}()
+		cc := &ClientConn{t: &Transport{MaxHeader: 4096}, nc: client, br: bufio.NewReader(client), head: make([]byte, 0, 256)}
+		if _, err := cc.ReadResponse(false); err != nil {
+			t.Fatal(err)
+		}
+		if done, _ := cc.Body().WriteBuffered(io.Discard); done {
+			t.Fatal("WriteBuffered took a body whose end has not come")
+		}
+		if b, err := io.ReadAll(cc.Body()); err != nil || string(b) != "helloworld" {
+			t.Errorf("body %q, %v", b, err)
+		}
+	})
+}

@@ -62,12 +62,20 @@ type state struct {
 	tried [8]*upstream.Target // kept here: a local array would escape to the heap
 	out   exchange.Headers
 	ct    connTokens
-	buf   []byte
+	buf   []byte // made on first use: most answers never need it (relay)
 }
 
 var statePool = sync.Pool{New: func() any {
-	return &state{out: make(exchange.Headers, 0, 32), buf: make([]byte, 32<<10)}
+	return &state{out: make(exchange.Headers, 0, 32)}
 }}
+
+// buffer is the relay buffer of bodies that stream.
+func (st *state) buffer() []byte {
+	if st.buf == nil {
+		st.buf = make([]byte, 32<<10)
+	}
+	return st.buf
+}
 
 // Trusted reports whether the client's forwarding fields may be believed.
 func (f *Forwarder) Trusted(ip netip.Addr) bool {
@@ -207,7 +215,7 @@ func (f *Forwarder) try(ctx context.Context, req *exchange.Request, w exchange.R
 	for i := 0; ; i++ {
 		writeRequestHead(cc, req, r, pool, t, trusted, &st.ct)
 		cc.EndHead(req.ContentLength)
-		resp, sent, err := f.exchange(cc, req, w, pool, st.buf, hasBody)
+		resp, sent, err := f.exchange(cc, req, w, pool, hasBody)
 		// A reused connection the backend closed while idle fails before any
 		// byte of a response: that request was never seen, so a bodyless one
 		// goes again on a new connection.
@@ -299,7 +307,7 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 }
 
 // exchange writes the request (body included) and reads the final response head.
-func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchange.ResponseWriter, pool *upstream.Pool, buf []byte, hasBody bool) (*h1.Response, *bodySend, error) {
+func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchange.ResponseWriter, pool *upstream.Pool, hasBody bool) (*h1.Response, *bodySend, error) {
 	isHead := string(req.Method) == "HEAD"
 	if !hasBody {
 		cc.SetReadDeadline(h1.Deadline(pool.ResponseHeaderTimeout))
@@ -412,11 +420,22 @@ func (f *Forwarder) relay(req *exchange.Request, w exchange.ResponseWriter, r *r
 			return
 		}
 	}
+	if done, err := body.WriteBuffered(w); done {
+		// The whole body came with the head: it goes out from the
+		// connection's buffer, with no copy through a relay buffer.
+		if err != nil {
+			cc.Close()
+			return
+		}
+		finish(w, cc, body)
+		return
+	}
 	br := cc.BufferedReader()
+	buf := st.buffer()
 	for {
-		n, err := body.Read(st.buf)
+		n, err := body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(st.buf[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				cc.Close()
 				return
 			}

@@ -355,10 +355,11 @@ func (f *Forwarder) finishRT(req *exchange.Request, w exchange.ResponseWriter, r
 	if err := w.WriteHead(hres.StatusCode, nil, st.out, cl); err != nil {
 		return
 	}
+	buf := st.buffer()
 	for {
-		n, err := hres.Body.Read(st.buf)
+		n, err := hres.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(st.buf[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
 			// Every message of a stream (gRPC) goes on at once.
