@@ -50,6 +50,7 @@ type Transport struct {
 type ClientConn struct {
 	t        *Transport
 	nc       net.Conn
+	sock     sock
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	head     []byte
@@ -59,6 +60,11 @@ type ClientConn struct {
 	lastUsed time.Time
 	// broken is set from the request-body goroutine too.
 	broken atomic.Bool
+
+	// Send's state, kept here so that its callback is made once.
+	sendStep func(uintptr) bool
+	sent     bool
+	sendErr  error
 }
 
 var errTransportClosed = errors.New("h1: transport closed")
@@ -142,13 +148,11 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 			return nil, err
 		}
 	}
-	return &ClientConn{
-		t:    t,
-		nc:   nc,
-		br:   bufio.NewReaderSize(nc, readBufSize),
-		bw:   bufio.NewWriterSize(nc, writeBufSize),
-		head: make([]byte, 0, 1024),
-	}, nil
+	cc := &ClientConn{t: t, nc: nc, head: make([]byte, 0, 1024)}
+	cc.sock.init(nc)
+	cc.br = bufio.NewReaderSize(&cc.sock, readBufSize)
+	cc.bw = bufio.NewWriterSize(&cc.sock, writeBufSize)
+	return cc, nil
 }
 
 // handshake runs the TLS client handshake on nc within DialTimeout.
@@ -272,6 +276,47 @@ func (cc *ClientConn) EndHead(contentLength int64) {
 func (cc *ClientConn) WriteChunk(p []byte) error { return writeChunk(cc.bw, p) }
 func (cc *ClientConn) WriteLastChunk(trailers exchange.Headers) error {
 	return writeLastChunk(cc.bw, trailers)
+}
+
+// Send writes the buffered request and waits, under the read deadline
+// already set, for the first bytes of the answer. On a plain TCP socket both
+// happen inside one RawConn.Read (see sock): the readiness notice is reset
+// before the request goes out, so the answer's arrival cannot be missed and
+// no read is tried before it. Errors are the write's or the read's, as
+// Flush and ReadResponse would report them.
+func (cc *ClientConn) Send() error {
+	s := &cc.sock
+	if s.rc == nil || cc.br.Buffered() > 0 {
+		return cc.bw.Flush()
+	}
+	cc.sent, cc.sendErr = false, nil
+	if cc.sendStep == nil {
+		cc.sendStep = cc.step // once per connection: a method value allocates
+	}
+	err := s.rc.Read(cc.sendStep)
+	if cc.sendErr != nil {
+		return cc.sendErr
+	}
+	return err
+}
+
+// step is Send's RawConn.Read callback: the first call writes the request,
+// the later ones (after a readiness notice) read the answer's first bytes.
+func (cc *ClientConn) step(fd uintptr) bool {
+	s := &cc.sock
+	s.fd, s.raw = int(fd), true
+	defer func() { s.raw = false }()
+	if !cc.sent {
+		cc.sent = true
+		cc.sendErr = cc.bw.Flush()
+		return cc.sendErr != nil
+	}
+	_, err := cc.br.Peek(1)
+	if err == errAgain {
+		return false
+	}
+	cc.sendErr = err
+	return true
 }
 
 // SetReadDeadline bounds the wait for the response head.

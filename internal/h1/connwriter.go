@@ -37,6 +37,10 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	if w.timeout > 0 {
 		w.arm()
 	}
+	if w.c.sock.raw {
+		// serveRaw's goroutine, which holds the socket.
+		return w.c.sock.Write(p)
+	}
 	return w.c.nc.Write(p)
 }
 

@@ -68,6 +68,16 @@ type conn struct {
 
 	remote, local netip.AddrPort
 	tls           *exchange.TLSInfo // nil on plaintext connections
+
+	sock sock
+	// idleArmed is when serveRaw last set the idle read deadline (zero:
+	// the read deadline is something else now).
+	idleArmed time.Time
+	idleFor   time.Duration
+	// serveRaw's callback and the state it works on.
+	rawCallback func(uintptr) bool
+	rawState    *ConnState
+	rawOut      rawOutcome
 }
 
 var connPool = sync.Pool{New: func() any {
@@ -122,7 +132,8 @@ func (s *Server) ServeConn(nc net.Conn, st *ConnState) { s.ServeTLSConn(nc, st, 
 func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo) {
 	c := connPool.Get().(*conn)
 	c.srv, c.nc, c.tls = s, nc, info
-	c.br.Reset(nc)
+	c.sock.init(nc)
+	c.br.Reset(&c.sock)
 	c.bw.Reset(&c.cw)
 	c.tcp = tcpOf(nc)
 	c.remote = addrPort(nc.RemoteAddr())
@@ -138,6 +149,7 @@ func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo
 		return
 	}
 	c.srv, c.nc, c.tcp, c.tls = nil, nil, nil, nil
+	c.sock = sock{}
 	c.cw.timeout, c.cw.armed = 0, time.Time{}
 	c.br.Reset(nil)
 	c.bw.Reset(nil)
@@ -180,58 +192,98 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 	s := c.srv
 	first := true
 	for {
+		parsed := false
+		// The first request goes the blocking way only to be looked at for
+		// the HTTP/2 preface.
+		if c.sock.rc != nil && (!first || s.H2C == nil) {
+			var end bool
+			if parsed, end = c.serveRaw(st); end {
+				return false
+			}
+			// What is left needs blocking reads: a request with a body or
+			// an upgrade (parsed), or a head that has not all come yet.
+		}
 		lim := s.Limits()
-		c.cw.setTimeout(lim.WriteTimeout)
-		if !first {
-			st.served.Store(true)
-		}
-		st.idle.Store(true)
-		if st.draining.Load() {
-			return false
-		}
-		c.nc.SetReadDeadline(Deadline(lim.IdleTimeout))
-		if _, err := c.br.Peek(1); err != nil {
-			return false
-		}
-		st.idle.Store(false)
-		if first && s.H2C != nil {
-			if c.isH2Preface() {
-				c.nc.SetReadDeadline(time.Time{})
-				c.nc.SetWriteDeadline(time.Time{})
-				p, _ := c.br.Peek(c.br.Buffered())
-				s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p...)), c.nc))
-				return true
+		c.idleArmed = time.Time{}
+		if !parsed {
+			c.cw.setTimeout(lim.WriteTimeout)
+			if !first {
+				st.served.Store(true)
+			}
+			st.idle.Store(true)
+			if st.draining.Load() {
+				return false
+			}
+			c.nc.SetReadDeadline(Deadline(lim.IdleTimeout))
+			if _, err := c.br.Peek(1); err != nil {
+				return false
+			}
+			st.idle.Store(false)
+			if first && s.H2C != nil {
+				if c.isH2Preface() {
+					c.nc.SetReadDeadline(time.Time{})
+					c.nc.SetWriteDeadline(time.Time{})
+					p, _ := c.br.Peek(c.br.Buffered())
+					s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p...)), c.nc))
+					return true
+				}
+			}
+			first = false
+			c.nc.SetReadDeadline(Deadline(lim.ReadHeaderTimeout))
+			if !c.readRequest(lim) {
+				return false
 			}
 		}
-		first = false
-		c.nc.SetReadDeadline(Deadline(lim.ReadHeaderTimeout))
-		head, err := ReadHead(c.br, c.head, lim.MaxHeaderBytes)
-		c.head = head[:0]
-		if err != nil {
-			c.refuse(err)
-			return false
-		}
-		if err := ParseRequest(head, &c.req); err != nil {
-			c.refuse(err)
-			return false
-		}
-		// The head's deadline stays: a bodyless request reads nothing more
-		// until the next head (which sets its own), and a body sets one per
-		// read — a syscall-free but not free call saved per request.
-		if !c.prepareBody(lim) {
-			return false
-		}
-		if st.draining.Load() {
-			c.req.Close = true
-		}
-		c.serveOne()
-		if c.rw.hijacked {
+		switch c.handle(st, lim) {
+		case handledHijacked:
 			return true
-		}
-		if !c.finishRequest() {
+		case handledClose:
 			return false
 		}
 	}
+}
+
+// readRequest reads and parses the next request head, answering a bad one.
+func (c *conn) readRequest(lim *Limits) bool {
+	head, err := ReadHead(c.br, c.head, lim.MaxHeaderBytes)
+	c.head = head[:0]
+	if err != nil {
+		c.refuse(err)
+		return false
+	}
+	if err := ParseRequest(head, &c.req); err != nil {
+		c.refuse(err)
+		return false
+	}
+	return true
+}
+
+type handled uint8
+
+const (
+	handledKeepAlive handled = iota
+	handledClose
+	handledHijacked
+)
+
+// handle serves the parsed request in c.req. The head's read deadline
+// stays: a bodyless request reads nothing more until the next head, and a
+// body sets one per read.
+func (c *conn) handle(st *ConnState, lim *Limits) handled {
+	if !c.prepareBody(lim) {
+		return handledClose
+	}
+	if st.draining.Load() {
+		c.req.Close = true
+	}
+	c.serveOne()
+	if c.rw.hijacked {
+		return handledHijacked
+	}
+	if !c.finishRequest() {
+		return handledClose
+	}
+	return handledKeepAlive
 }
 
 // prepareBody sets the request body up, refusing one over the limit at once.

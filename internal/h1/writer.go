@@ -239,6 +239,11 @@ func (w *responseWriter) Hijack() (net.Conn, io.Reader, error) {
 	if w.hijacked {
 		return nil, nil, errors.New("h1: connection already hijacked")
 	}
+	if w.c.sock.raw {
+		// serveRaw holds the socket's read side; it hands upgrades over
+		// to the blocking loop, so this is a handler's mistake.
+		return nil, nil, errors.New("h1: connection cannot be hijacked here")
+	}
 	if err := w.c.bw.Flush(); err != nil {
 		return nil, nil, err
 	}

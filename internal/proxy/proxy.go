@@ -301,11 +301,11 @@ func (f *Forwarder) finishAttempt(req *exchange.Request, w exchange.ResponseWrit
 // exchange writes the request (body included) and reads the final response head.
 func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchange.ResponseWriter, pool *upstream.Pool, buf []byte, hasBody bool) (*h1.Response, *bodySend, error) {
 	isHead := string(req.Method) == "HEAD"
-	if err := cc.Writer().Flush(); err != nil {
-		return nil, nil, err
-	}
 	if !hasBody {
 		cc.SetReadDeadline(h1.Deadline(pool.ResponseHeaderTimeout))
+		if err := cc.Send(); err != nil {
+			return nil, nil, err
+		}
 		resp, err := readFinal(cc, w, isHead)
 		// The body may stream for as long as it takes — unless it is already
 		// all in the buffer (the common small answer), when no read of this
@@ -314,6 +314,9 @@ func (f *Forwarder) exchange(cc *h1.ClientConn, req *exchange.Request, w exchang
 			cc.SetReadDeadline(time.Time{})
 		}
 		return resp, nil, err
+	}
+	if err := cc.Writer().Flush(); err != nil {
+		return nil, nil, err
 	}
 	if req.Expect100 {
 		cc.SetReadDeadline(time.Now().Add(expectContinueWait))
