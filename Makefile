@@ -15,8 +15,11 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# A static, cgo-free binary: it maps no libc (about 2 MB less resident per
+# process) and runs on any Linux; DNS goes through Go's own resolver
+# (/etc/hosts, then the resolv.conf servers).
 build:
-	$(GO) build -o bin/gatehouse ./cmd/gatehouse
+	CGO_ENABLED=0 $(GO) build -o bin/gatehouse ./cmd/gatehouse
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -335,8 +335,9 @@ build_gatehouse() {
 		log "gatehouse: using GATEHOUSE_BIN=$GATEHOUSE_BIN"
 		return
 	fi
-	log "building gatehouse (go build ./cmd/gatehouse)"
-	(cd "$REPO" && go build -o "$TMP/gatehouse" ./cmd/gatehouse) ||
+	# Built as released (make build): static, without cgo.
+	log "building gatehouse (CGO_ENABLED=0 go build ./cmd/gatehouse)"
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$TMP/gatehouse" ./cmd/gatehouse) ||
 		die "building ./cmd/gatehouse failed (set PROXIES to leave gatehouse out, or GATEHOUSE_BIN to use a binary)"
 	GATEHOUSE_BIN=$TMP/gatehouse
 }

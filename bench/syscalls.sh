@@ -40,7 +40,7 @@ wait_port() {
 
 (cd "$REPO" && go build -o "$TMP/backend" ./bench/backend)
 if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
-	(cd "$REPO" && go build -o "$TMP/gatehouse" ./cmd/gatehouse)
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$TMP/gatehouse" ./cmd/gatehouse) # as make build does
 	GATEHOUSE_BIN=$TMP/gatehouse
 fi
 

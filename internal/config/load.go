@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -162,31 +161,36 @@ func parseYAML(file string, data []byte) (root *yaml.Node, errs Errors) {
 	}
 }
 
-var (
-	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
-)
-
 // syntaxError turns yaml.v3's "yaml: line N: msg" into an Error. yaml.v3
 // gives no column, and no line for problems on the first line or with the
 // bytes themselves, which we then find ourselves.
 func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, convErr := strconv.Atoi(m[1])
-		if convErr == nil && line > 0 {
-			return &Error{File: file, Line: line, Col: 1, Msg: "invalid YAML: " + m[2]}
+	if rest, ok := strings.CutPrefix(msg, "yaml: line "); ok && !strings.Contains(rest, "\n") {
+		n, text, found := strings.Cut(rest, ": ")
+		line, convErr := strconv.Atoi(n)
+		if found && convErr == nil && line > 0 && n[0] != '+' {
+			return &Error{File: file, Line: line, Col: 1, Msg: "invalid YAML: " + text}
 		}
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
-	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
-		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+	if anchor, ok := cutAround(msg, "unknown anchor '", "' referenced"); ok && !strings.Contains(anchor, "\n") {
+		if i := bytes.Index(data, []byte("*"+anchor)); i >= 0 {
 			line, col := lineCol(data, i)
 			return &Error{File: file, Line: line, Col: col, Msg: "invalid YAML: " + msg}
 		}
 	}
 	line, col := badByte(data)
 	return &Error{File: file, Line: line, Col: col, Msg: "invalid YAML: " + msg}
+}
+
+// cutAround returns what s holds between prefix and suffix.
+func cutAround(s, prefix, suffix string) (string, bool) {
+	s, ok := strings.CutPrefix(s, prefix)
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(s, suffix)
 }
 
 // badByte finds the first character YAML does not allow (invalid UTF-8 or

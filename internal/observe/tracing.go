@@ -11,7 +11,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -42,17 +42,7 @@ func NewTracer(c TracingConfig) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithTimeout(5 * time.Second)}
-	if u.Scheme == "http" {
-		opts = append(opts, otlptracehttp.WithInsecure())
-	}
-	if p := strings.TrimSuffix(u.Path, "/"); p != "" {
-		opts = append(opts, otlptracehttp.WithURLPath(p))
-	}
-	if len(c.Headers) > 0 {
-		opts = append(opts, otlptracehttp.WithHeaders(c.Headers))
-	}
-	exp, err := otlptracehttp.New(context.Background(), opts...)
+	exp, err := otlptrace.New(context.Background(), newOTLPHTTPClient(otlpTracesURL(u), c.Headers, 5*time.Second))
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -84,10 +83,36 @@ type crawler struct {
 	key      string
 }
 
-var (
-	cookieNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	domainRE     = regexp.MustCompile(`^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
-)
+// validCookieName: 1 to 64 letters, digits, _ or -. (A loop, not a
+// package-level regexp: compiling that at start-up cost every process
+// memory, bot_filter configured or not.)
+func validCookieName(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validDomain: lower-case dot-separated labels of 1 to 63 letters, digits,
+// _ or -, none starting or ending with - (no trailing dot).
+func validDomain(s string) bool {
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) < 1 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // New is the Factory of the `bot_filter` middleware.
 func New(b *filter.Build) (filter.Filter, error) {
@@ -121,7 +146,7 @@ func New(b *filter.Build) (filter.Filter, error) {
 		var sufs []string
 		for j, sfx := range c.RDNSSuffixes {
 			sfx = strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(sfx, "."), "."))
-			if len(sfx) > 253 || !domainRE.MatchString(sfx) {
+			if len(sfx) > 253 || !validDomain(sfx) {
 				return nil, b.Errorf(pos, fmt.Sprintf("%s.rdns_suffixes[%d]", field, j), "%q is not a domain name", c.RDNSSuffixes[j])
 			}
 			sufs = append(sufs, sfx)
@@ -217,7 +242,7 @@ func (f *Filter) setupChallenge(b *filter.Build, pos config.Positions, c *challe
 		return b.Errorf(pos, "challenge.secret_file", "the challenge needs a secret: a file of at least 32 random bytes (e.g. head -c 32 /dev/urandom > challenge.key)")
 	case c.TTL < time.Minute || c.TTL > 30*24*time.Hour:
 		return b.Errorf(pos, "challenge.ttl", "must be between 1m and 720h")
-	case !cookieNameRE.MatchString(c.CookieName):
+	case !validCookieName(c.CookieName):
 		return b.Errorf(pos, "challenge.cookie_name", "must be 1 to 64 letters, digits, _ or -")
 	case c.Clients != "suspect" && c.Clients != "all":
 		return b.Errorf(pos, "challenge.clients", "must be suspect or all, not %q", c.Clients)

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
@@ -191,8 +190,6 @@ func (s *settings) directives() string {
 	return b.String()
 }
 
-var spaces = regexp.MustCompile(`\s+`)
-
-func oneLine(s string) string { return spaces.ReplaceAllString(strings.TrimSpace(s), " ") }
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 var _ io.Closer = (*engine)(nil) // a reload that drops the settings releases the rules
