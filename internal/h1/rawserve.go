@@ -61,6 +61,11 @@ func (c *conn) rawStep(st *ConnState) rawOutcome {
 			if st.draining.Load() {
 				return rawEnd
 			}
+			// A client that half-closed right after its request (FIN in the
+			// same readiness notice as the bytes) is seen only at the idle
+			// timeout: nginx learns of that FIN from EPOLLRDHUP, which Go's
+			// poller does not pass on, and finding out costs the very read
+			// this loop saves.
 			c.armIdle(c.srv.Limits().IdleTimeout)
 			// After the wake-up, read before concluding anything.
 			c.sock.drained = false
