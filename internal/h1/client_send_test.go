@@ -50,6 +50,15 @@ func blockingBackend(t *testing.T, pause time.Duration) string {
 	return addr
 }
 
+// sendGET sends a bodyless GET and waits up to timeout for its answer.
+func sendGET(cc *ClientConn, timeout time.Duration) error {
+	cc.WriteRequestLine([]byte("GET"), nil, []byte("/"), nil, false)
+	cc.WriteField([]byte("Host"), []byte("a"))
+	cc.EndHead(0)
+	cc.SetReadDeadline(time.Now().Add(timeout))
+	return cc.Send()
+}
+
 // getOver sends a GET over tr and reads the answer to its end.
 func getOver(t *testing.T, tr *Transport) error {
 	t.Helper()
@@ -57,11 +66,7 @@ func getOver(t *testing.T, tr *Transport) error {
 	if err != nil {
 		return err
 	}
-	cc.WriteRequestLine([]byte("GET"), nil, []byte("/"), nil, false)
-	cc.WriteField([]byte("Host"), []byte("a"))
-	cc.EndHead(0)
-	cc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if err := cc.Send(); err != nil {
+	if err := sendGET(cc, 5*time.Second); err != nil {
 		cc.Close()
 		return err
 	}
@@ -98,57 +103,43 @@ func TestClientSendReadsOncePerResponse(t *testing.T) {
 	}
 }
 
+// dialBackend is a connection to a loopback backend that hands each
+// accepted connection to serve (which owns it).
+func dialBackend(t *testing.T, serve func(net.Conn)) *ClientConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			serve(c)
+		}
+	}()
+	tr := &Transport{Addr: ln.Addr().String(), DialTimeout: time.Second, MaxIdle: 2, MaxHeader: 8 << 10}
+	cc, err := tr.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Close)
+	return cc
+}
+
 func TestClientSendErrors(t *testing.T) {
 	t.Run("backend closed the idle connection", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			c, err := ln.Accept()
-			if err == nil {
-				c.Close()
-			}
-		}()
-		tr := &Transport{Addr: ln.Addr().String(), DialTimeout: time.Second, MaxIdle: 2, MaxHeader: 8 << 10}
-		cc, err := tr.Dial(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cc.Close()
+		cc := dialBackend(t, func(c net.Conn) { c.Close() })
 		time.Sleep(50 * time.Millisecond)
-		cc.WriteRequestLine([]byte("GET"), nil, []byte("/"), nil, false)
-		cc.EndHead(0)
-		cc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if err := cc.Send(); !IsIdleClose(err) {
+		if err := sendGET(cc, 5*time.Second); !IsIdleClose(err) {
 			t.Errorf("Send on a connection the backend closed: %v, want an idle close (EOF or reset)", err)
 		}
 	})
 	t.Run("no answer before the deadline", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		accepted := make(chan net.Conn, 1)
-		go func() {
-			if c, err := ln.Accept(); err == nil {
-				accepted <- c
-			}
-		}()
-		tr := &Transport{Addr: ln.Addr().String(), DialTimeout: time.Second, MaxIdle: 2, MaxHeader: 8 << 10}
-		cc, err := tr.Dial(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cc.Close()
-		defer func() { (<-accepted).Close() }()
-		cc.WriteRequestLine([]byte("GET"), nil, []byte("/"), nil, false)
-		cc.EndHead(0)
-		cc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		silent := make(chan net.Conn, 1)
+		cc := dialBackend(t, func(c net.Conn) { silent <- c })
+		defer func() { (<-silent).Close() }()
 		start := time.Now()
-		err = cc.Send()
+		err := sendGET(cc, 100*time.Millisecond)
 		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 			t.Errorf("Send with a silent backend: %v, want a timeout", err)
 		}

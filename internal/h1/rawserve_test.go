@@ -86,15 +86,7 @@ func TestServerRawThenBlockingRequests(t *testing.T) {
 	// pieces, an upgrade) between plain ones on one connection.
 	ts := startServer(t, handlerFunc(func(r *exchange.Request, w exchange.ResponseWriter) {
 		if r.Upgrade != nil {
-			w.WriteHead(101, nil, exchange.Headers{{Name: []byte("Upgrade"), Value: []byte("echo")}}, -1)
-			nc, rd, err := w.Hijack()
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			line, _ := bufio.NewReader(rd).ReadString('\n')
-			io.WriteString(nc, line)
-			nc.Close()
+			echoTunnel(t, w, exchange.Headers{{Name: []byte("Upgrade"), Value: []byte("echo")}})
 			return
 		}
 		testHandler().ServeExchange(r, w)

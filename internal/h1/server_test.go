@@ -708,19 +708,10 @@ func TestServerSwitchingProtocols(t *testing.T) {
 			w.WriteHead(400, nil, nil, 0)
 			return
 		}
-		w.WriteHead(101, nil, exchange.Headers{
+		echoTunnel(t, w, exchange.Headers{
 			{Name: []byte("Connection"), Value: []byte("Upgrade")},
 			{Name: []byte("Upgrade"), Value: []byte("echo")},
-		}, -1)
-		nc, rd, err := w.Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		// Echo one line, then hand the connection back by closing it.
-		line, _ := bufio.NewReader(rd).ReadString('\n')
-		io.WriteString(nc, line)
-		nc.Close()
+		})
 	}), defaultLimits())
 
 	c, br := ts.dial(t)
@@ -740,6 +731,20 @@ func TestServerSwitchingProtocols(t *testing.T) {
 		// RFC 9110 §7.8; RFC 6455 §4.1 clients fail without it.
 		t.Errorf("101 response without Connection: Upgrade:\n%s", head)
 	}
+}
+
+// echoTunnel answers 101 with fields, echoes one line of the tunnel, then
+// hands the connection back by closing it.
+func echoTunnel(t *testing.T, w exchange.ResponseWriter, fields exchange.Headers) {
+	w.WriteHead(101, nil, fields, -1)
+	nc, rd, err := w.Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	line, _ := bufio.NewReader(rd).ReadString('\n')
+	io.WriteString(nc, line)
+	nc.Close()
 }
 
 func TestServerHijackedReaderOutlivesHandler(t *testing.T) {
