@@ -126,6 +126,7 @@ func (t *Transport) Get(ctx context.Context) (*ClientConn, error) {
 			continue
 		}
 		cc.Reused = true
+		cc.takeBuffers()
 		return cc, nil
 	}
 	closed := t.closed
@@ -150,9 +151,26 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 	}
 	cc := &ClientConn{t: t, nc: nc, head: make([]byte, 0, 1024)}
 	cc.sock.init(nc)
-	cc.br = bufio.NewReaderSize(&cc.sock, readBufSize)
-	cc.bw = bufio.NewWriterSize(&cc.sock, writeBufSize)
+	cc.takeBuffers()
 	return cc, nil
+}
+
+// takeBuffers and putBuffers: a pooled idle connection holds no buffers
+// (see readerPool).
+func (cc *ClientConn) takeBuffers() {
+	cc.br = readerPool.Get().(*bufio.Reader)
+	cc.br.Reset(&cc.sock)
+	cc.bw = writerPool.Get().(*bufio.Writer)
+	cc.bw.Reset(&cc.sock)
+}
+
+func (cc *ClientConn) putBuffers() {
+	cc.body.br = nil
+	cc.br.Reset(nil)
+	readerPool.Put(cc.br)
+	cc.bw.Reset(nil)
+	writerPool.Put(cc.bw)
+	cc.br, cc.bw = nil, nil
 }
 
 // handshake runs the TLS client handshake on nc within DialTimeout.
@@ -180,12 +198,13 @@ func (e *TLSError) Unwrap() error { return e.Err }
 // Release gives the connection back for reuse when its response was read to
 // the end and both sides allow keep-alive; otherwise it closes it.
 func (cc *ClientConn) Release() {
-	if cc.broken.Load() || cc.Resp.Close || !cc.body.Done() || cc.br.Buffered() > 0 {
+	if cc.broken.Load() || cc.Resp.Close || !cc.body.Done() || cc.br.Buffered() > 0 || cc.bw.Buffered() > 0 {
 		cc.nc.Close()
 		return
 	}
 	t := cc.t
 	cc.lastUsed = time.Now()
+	cc.putBuffers()
 	t.mu.Lock()
 	if t.closed || len(t.idle) >= t.MaxIdle {
 		t.mu.Unlock()

@@ -41,6 +41,7 @@ func (c *conn) serveRaw(st *ConnState) (parsed, end bool) {
 
 // rawRead is serveRaw's RawConn.Read callback.
 func (c *conn) rawRead(fd uintptr) bool {
+	c.takeBuffers()
 	c.sock.fd, c.sock.raw = int(fd), true
 	c.rawOut = c.rawStep(c.rawState)
 	c.sock.raw = false
@@ -69,6 +70,9 @@ func (c *conn) rawStep(st *ConnState) rawOutcome {
 			c.armIdle(c.srv.Limits().IdleTimeout)
 			// After the wake-up, read before concluding anything.
 			c.sock.drained = false
+			if c.bw.Buffered() == 0 {
+				c.putBuffers()
+			}
 			return rawWait
 		}
 		st.idle.Store(false)

@@ -81,15 +81,44 @@ type conn struct {
 }
 
 var connPool = sync.Pool{New: func() any {
-	c := &conn{
-		br:   bufio.NewReaderSize(nil, readBufSize),
-		bw:   bufio.NewWriterSize(nil, writeBufSize),
-		head: make([]byte, 0, 1024),
-	}
+	c := &conn{head: make([]byte, 0, 1024)}
 	c.rw.c = c
 	c.cw.c = c
 	return c
 }}
+
+// A connection holds its read and write buffers only while it has work:
+// one parked between keep-alive requests gives them back, as nginx frees its
+// buffers on an idle connection, so that thousands of idle clients cost no
+// buffer memory (16 KiB each otherwise) and busy ones reuse buffers that are
+// already in memory and in cache.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
+)
+
+func (c *conn) takeBuffers() {
+	if c.br != nil {
+		return
+	}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.sock)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(&c.cw)
+}
+
+// putBuffers gives the buffers back; both must be empty.
+func (c *conn) putBuffers() {
+	if c.br == nil {
+		return
+	}
+	c.body.br = nil
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+}
 
 // Deadline is the time d from now, or no deadline (the zero time) for a
 // zero d, which the configuration uses for "no limit".
@@ -133,14 +162,15 @@ func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo
 	c := connPool.Get().(*conn)
 	c.srv, c.nc, c.tls = s, nc, info
 	c.sock.init(nc)
-	c.br.Reset(&c.sock)
-	c.bw.Reset(&c.cw)
+	c.takeBuffers()
 	c.tcp = tcpOf(nc)
 	c.remote = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
 	handedOver := c.serve(st)
 	if !handedOver {
-		c.bw.Flush()
+		if c.bw != nil {
+			c.bw.Flush()
+		}
 		nc.Close()
 	}
 	if c.rw.hijacked {
@@ -148,11 +178,14 @@ func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo
 		// its now, and is not recycled.
 		return
 	}
+	if c.bw != nil {
+		// Whatever is left unsent (the connection failed) is dropped.
+		c.bw.Reset(nil)
+	}
+	c.putBuffers()
 	c.srv, c.nc, c.tcp, c.tls = nil, nil, nil, nil
 	c.sock = sock{}
 	c.cw.timeout, c.cw.armed = 0, time.Time{}
-	c.br.Reset(nil)
-	c.bw.Reset(nil)
 	c.req.Reset()
 	c.rw.hijacked = false
 	if cap(c.head) <= 64<<10 {
