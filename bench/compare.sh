@@ -60,6 +60,11 @@
 #                (1 is nginx's default gzip_comp_level)
 #   CACHE_SIZES  scenarios of the cache mode                        ["cache_1k cache_100k"]
 #   CACHE_PROXIES  proxies of the cache mode                        ["gatehouse nginx varnish"]
+#                idle:  memory per idle keep-alive connection: IDLE_CONNS
+#                       clients arrive one after another, each GETs /small
+#                       once and stays connected and silent; the table shows
+#                       the proxy's RSS growth per connection
+#   IDLE_CONNS   connections of the idle mode                       [2000]
 #   VARNISHD_BIN Varnish binary for the cache mode                  [varnishd on PATH]
 #
 # See bench/README.md for what is measured and how to read the ratios.
@@ -117,6 +122,7 @@ PROXIES=${PROXIES:-gatehouse nginx haproxy caddy}
 MODES=${MODES:-plain}
 CACHE_SIZES=${CACHE_SIZES:-cache_1k cache_100k}
 CACHE_PROXIES=${CACHE_PROXIES:-gatehouse nginx varnish}
+IDLE_CONNS=${IDLE_CONNS:-2000}
 # START_PREFIX picks the set-up start_proxies uses: "" or "cache_" (MODES=cache).
 START_PREFIX=
 GZIP_LEVEL=${GZIP_LEVEL:-1}
@@ -134,8 +140,11 @@ RESULTS_DIR=${RESULTS_DIR:-}
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || { echo "CONNECTIONS must be a positive integer" >&2; exit 2; }
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a positive integer" >&2; exit 2; }
 [[ "$GZIP_LEVEL" =~ ^[1-9]$ ]] || { echo "GZIP_LEVEL must be 1 to 9" >&2; exit 2; }
+# (the proxies' configurations here allow 4096 connections per worker)
+[[ "$IDLE_CONNS" =~ ^[1-9][0-9]*$ ]] && ((IDLE_CONNS <= 4000)) || { echo "IDLE_CONNS must be 1 to 4000" >&2; exit 2; }
 for m in $MODES; do
-	[[ "$m" == plain || "$m" == gzip || "$m" == cache || "$m" == waf ]] || { echo "unknown mode in MODES: $m (plain, gzip, cache, waf)" >&2; exit 2; }
+	[[ "$m" == plain || "$m" == gzip || "$m" == cache || "$m" == waf || "$m" == idle ]] ||
+		{ echo "unknown mode in MODES: $m (plain, gzip, cache, waf, idle)" >&2; exit 2; }
 done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -868,7 +877,7 @@ run_scenario() {
 	done
 
 	# Summary.
-	local -A MRPS=() MP99=() MRSS=() MCPU=()
+	local -A MRPS=() MP99=() MRSS=() MCPU=() MIDLE=()
 	for name in "${ACTIVE[@]}"; do
 		# shellcheck disable=SC2086
 		MRPS[$name]=$(median ${RPS[$name]})
@@ -877,10 +886,11 @@ run_scenario() {
 		# shellcheck disable=SC2086
 		MCPU[$name]=$(median ${CPU[$name]})
 		MRSS[$name]=$(awk -v kb="$(cat "$TMP/results/$sc/rss-$name" 2>/dev/null || echo 0)" 'BEGIN { printf "%.1f", kb / 1024 }')
+		MIDLE[$name]=$(awk -v kb="${IDLE_RSS[$name]:-0}" 'BEGIN { printf "%.1f", kb / 1024 }')
 	done
-	local ref_rps=- ref_p99=- ref_rss=- ref_cpu=-
+	local ref_rps=- ref_p99=- ref_rss=- ref_cpu=- ref_idle=-
 	if [[ -n "${MRPS[nginx]:-}" ]]; then
-		ref_rps=${MRPS[nginx]} ref_p99=${MP99[nginx]} ref_rss=${MRSS[nginx]} ref_cpu=${MCPU[nginx]}
+		ref_rps=${MRPS[nginx]} ref_p99=${MP99[nginx]} ref_rss=${MRSS[nginx]} ref_cpu=${MCPU[nginx]} ref_idle=${MIDLE[nginx]}
 	fi
 
 	echo
@@ -893,21 +903,22 @@ run_scenario() {
 	fi
 	local bytes_head="" ref_bytes=${RESP_BYTES[nginx]:--}
 	((GZIP)) && bytes_head=$(printf ' %8s %7s' "resp B" "x nginx")
-	printf '%-10s %9s %7s %9s %7s %8s %7s %11s %7s %6s%s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
-		"RSS MiB" "x nginx" "CPU us/req" "x nginx" errors "$bytes_head"
+	printf '%-10s %9s %7s %9s %7s %8s %7s %8s %7s %11s %7s %6s%s\n' proxy "req/s" "x nginx" "p99 ms" "x nginx" \
+		"RSS MiB" "x nginx" "idle MiB" "x nginx" "CPU us/req" "x nginx" errors "$bytes_head"
 	for name in "${ACTIVE[@]}"; do
 		local bytes_col=""
 		((GZIP)) && bytes_col=$(printf ' %8s %7s' "${RESP_BYTES[$name]}" "$(ratio "${RESP_BYTES[$name]}" "$ref_bytes")")
-		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %11.1f %7s %6s%s\n' "$name" \
+		printf '%-10s %9.0f %7s %9.2f %7s %8s %7s %8s %7s %11.1f %7s %6s%s\n' "$name" \
 			"${MRPS[$name]}" "$(ratio "${MRPS[$name]}" "$ref_rps")" \
 			"${MP99[$name]}" "$(ratio "${MP99[$name]}" "$ref_p99")" \
 			"${MRSS[$name]}" "$(ratio "${MRSS[$name]}" "$ref_rss")" \
+			"${MIDLE[$name]}" "$(ratio "${MIDLE[$name]}" "$ref_idle")" \
 			"${MCPU[$name]}" "$(ratio "${MCPU[$name]}" "$ref_cpu")" \
 			"${ERRS[$name]}" "$bytes_col"
 		local tsv_sc=$sc
 		((GZIP)) && tsv_sc="$sc-gzip$GZIP_LEVEL"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tsv_sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
-			"${MCPU[$name]}" "${ERRS[$name]}" >>"$TMP/results/results.tsv"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tsv_sc" "$name" "${MRPS[$name]}" "${MP99[$name]}" "${MRSS[$name]}" \
+			"${MCPU[$name]}" "${ERRS[$name]}" "${MIDLE[$name]}" >>"$TMP/results/results.tsv"
 	done
 	for name in "${ACTIVE[@]}"; do
 		if [[ "$name" == gh_* && -n "${MRPS[gatehouse]:-}" ]]; then
@@ -917,9 +928,52 @@ run_scenario() {
 	echo
 }
 
+# run_idle: MODES=idle, for every proxy in ACTIVE in turn.
+run_idle() {
+	local name port before after ready ipid i
+	echo
+	echo "== idle: $IDLE_CONNS keep-alive connections, one GET /small each, then silent; $WORKERS workers/proxy, $(nproc) cores =="
+	printf '%-10s %11s %11s %11s %7s\n' proxy "RSS MiB" "+idle MiB" "B per conn" "x nginx"
+	local -A PER=() BEFORE=() AFTER=()
+	for name in "${ACTIVE[@]}"; do
+		port=${PROXY_PORT[$name]}
+		# First requests bring in code pages: not the connections' cost.
+		"$TMP/idleconns" -addr "127.0.0.1:$port" -n 50 -hold 1ms || die "$name: idle warm-up failed"
+		sleep 0.5
+		before=$(tree_rss_kb "${PID_OF[$name]}")
+		ready=$TMP/idle-ready-$name
+		"$TMP/idleconns" -addr "127.0.0.1:$port" -n "$IDLE_CONNS" -hold 120s -ready "$ready" &
+		ipid=$!
+		for ((i = 0; i < 1200; i++)); do
+			[[ -e "$ready" ]] && break
+			kill -0 "$ipid" 2>/dev/null || die "$name: idleconns failed"
+			sleep 0.1
+		done
+		[[ -e "$ready" ]] || die "$name: $IDLE_CONNS connections not answered within 120s"
+		sleep 1 # let every worker settle
+		after=$(tree_rss_kb "${PID_OF[$name]}")
+		kill "$ipid" 2>/dev/null || true
+		wait "$ipid" 2>/dev/null || true
+		BEFORE[$name]=$before AFTER[$name]=$after
+		PER[$name]=$(((after - before) * 1024 / IDLE_CONNS))
+		log "$name: RSS $before KiB, $after KiB with $IDLE_CONNS idle connections"
+	done
+	for name in "${ACTIVE[@]}"; do
+		printf '%-10s %11s %11s %11s %7s\n' "$name" \
+			"$(awk -v kb="${BEFORE[$name]}" 'BEGIN { printf "%.1f", kb / 1024 }')" \
+			"$(awk -v kb="$((AFTER[$name] - BEFORE[$name]))" 'BEGIN { printf "%.1f", kb / 1024 }')" \
+			"${PER[$name]}" "$(ratio "${PER[$name]}" "${PER[nginx]:--}")"
+		printf 'idle\t%s\t-\t-\t%s\t-\t0\t%s\n' "$name" \
+			"$(awk -v kb="${AFTER[$name]}" 'BEGIN { printf "%.1f", kb / 1024 }')" \
+			"$(awk -v kb="${BEFORE[$name]}" 'BEGIN { printf "%.1f", kb / 1024 }')" >>"$TMP/results/results.tsv"
+	done
+	echo
+}
+
 # ------------------------------------------------------------------- main ---
 declare -A PROXY_PORT=()
 declare -A RESP_BYTES=() # encoded response size per proxy (MODES=gzip)
+declare -A IDLE_RSS=()   # KiB of the process tree once listening, before any request
 
 # start_proxies / stop_proxies: every proxy in ACTIVE, with the current mode's set-up.
 start_proxies() {
@@ -930,7 +984,11 @@ start_proxies() {
 		"start_$START_PREFIX$name" "$name" "${PROXY_PORT[$name]}" "$BACKEND_PORT"
 		[[ -f "$TMP/$name.log" ]] || : >"$TMP/$name.log"
 		wait_ready "$name" "${PROXY_PORT[$name]}" "$TMP/$name.log"
-		log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]})"
+		# What the proxy holds before it has served anything (workers need a
+		# moment to be forked): the floor under the peak RSS measured later.
+		sleep 0.5
+		IDLE_RSS[$name]=$(tree_rss_kb "${PID_OF[$name]}")
+		log "$name on 127.0.0.1:${PROXY_PORT[$name]} (pid ${PID_OF[$name]}, idle RSS ${IDLE_RSS[$name]} KiB)"
 	done
 }
 
@@ -987,7 +1045,7 @@ start_backend "$BACKEND_PORT"
 log "backend on 127.0.0.1:$BACKEND_PORT"
 
 mkdir -p "$TMP/results"
-printf 'scenario\tproxy\tmedian_rps\tmedian_p99_ms\tpeak_rss_mib\tmedian_cpu_us_per_req\terrors\n' >"$TMP/results/results.tsv"
+printf 'scenario\tproxy\tmedian_rps\tmedian_p99_ms\tpeak_rss_mib\tmedian_cpu_us_per_req\terrors\tidle_rss_mib\n' >"$TMP/results/results.tsv"
 
 ALL_ACTIVE=("${ACTIVE[@]}")
 for mode in $MODES; do
@@ -1024,6 +1082,16 @@ for mode in $MODES; do
 		((${#ACTIVE[@]})) || die "MODES=gzip needs gatehouse, nginx or caddy in PROXIES"
 		start_proxies
 		run_scenario text
+		;;
+	idle)
+		GZIP=0 WRK_HEADERS=()
+		ACTIVE=()
+		for name in "${ALL_ACTIVE[@]}"; do [[ "$name" == direct ]] || ACTIVE+=("$name"); done
+		((${#ACTIVE[@]})) || die "no proxy for MODES=idle"
+		ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+		(cd "$REPO" && go build -o "$TMP/idleconns" ./bench/idleconns) || die "building bench/idleconns failed"
+		start_proxies
+		run_idle
 		;;
 	cache)
 		GZIP=0 WRK_HEADERS=() START_PREFIX=cache_
