@@ -2,6 +2,8 @@ package h1
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"time"
 )
 
@@ -13,6 +15,7 @@ const (
 	rawEnd                        // the connection is done
 	rawParsed                     // c.req needs the blocking path
 	rawUnparsed                   // a head has begun but not ended
+	rawPark                       // idle for ParkAfter: park it (park_linux.go)
 )
 
 var endOfHead = []byte("\r\n\r\n")
@@ -21,9 +24,10 @@ var endOfHead = []byte("\r\n\r\n")
 // RawConn.Read, so that waiting for the next request costs no read that
 // finds nothing (see sock). Only requests that need no more reads once
 // their head is in are served here: without a body and not an upgrade.
-// Anything else returns to the blocking loop: parsed, a request of that
-// kind in c.req; end, the connection is done.
-func (c *conn) serveRaw(st *ConnState) (parsed, end bool) {
+// Anything else returns to the blocking loop (rawParsed: a request of that
+// kind is in c.req; rawUnparsed), or ends the connection (rawEnd), or has
+// it parked (rawPark).
+func (c *conn) serveRaw(st *ConnState) rawOutcome {
 	// RawConn.Read resets the readiness notice: data may be waiting that
 	// no notice will announce, so look before parking the first time.
 	c.sock.drained = false
@@ -34,9 +38,15 @@ func (c *conn) serveRaw(st *ConnState) (parsed, end bool) {
 	err := c.sock.rc.Read(c.rawCallback)
 	c.rawState = nil
 	if err != nil {
-		return false, true
+		// Parked only from a wait with nothing buffered either way (the
+		// buffers went back), and on parkAfter's deadline, not the idle
+		// timeout's.
+		if c.parkable && c.br == nil && c.idleTimer != c.idleFor && errors.Is(err, os.ErrDeadlineExceeded) {
+			return rawPark
+		}
+		return rawEnd
 	}
-	return c.rawOut == rawParsed, c.rawOut == rawEnd
+	return c.rawOut
 }
 
 // rawRead is serveRaw's RawConn.Read callback.
@@ -99,14 +109,19 @@ func (c *conn) rawStep(st *ConnState) rawOutcome {
 }
 
 // armIdle sets the idle deadline, moving it only once an eighth of the
-// timeout has passed since it was last set (as connWriter does for
+// time it gives has passed since it was last set (as connWriter does for
 // writes): a connection is closed after between 7/8 of the idle timeout
-// and the whole of it, and a busy one pays no timer update per request.
+// and the whole of it, and a busy one pays no timer update per request. A
+// parkable connection's deadline is ParkAfter's when that comes first.
 func (c *conn) armIdle(d time.Duration) {
+	timer := d
+	if after := c.srv.parkAfter(); c.parkable && (d <= 0 || d > after) {
+		timer = after
+	}
 	now := time.Now()
-	if !c.idleArmed.IsZero() && d == c.idleFor && (d <= 0 || now.Sub(c.idleArmed) < d/8) {
+	if !c.idleArmed.IsZero() && d == c.idleFor && (timer <= 0 || now.Sub(c.idleArmed) < timer/8) {
 		return
 	}
-	c.idleArmed, c.idleFor = now, d
-	c.nc.SetReadDeadline(Deadline(d))
+	c.idleArmed, c.idleFor, c.idleTimer = now, d, timer
+	c.nc.SetReadDeadline(Deadline(timer))
 }

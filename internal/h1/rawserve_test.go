@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -300,5 +301,32 @@ func TestServerRawReadsOncePerRequest(t *testing.T) {
 	t.Logf("server read calls a request: %.2f (runtime's own in the same time: %d)", perRequest, noise)
 	if perRequest > 1.5 {
 		t.Errorf("the server made %.2f read calls a request, want 1", perRequest)
+	}
+}
+
+func TestServerRawIdleTimeoutOfARecycledConn(t *testing.T) {
+	// A connection served by the pooled state of one that just ended must
+	// still get its idle deadline: armIdle skips setting one that was set
+	// less than an eighth of the timeout ago, and that was the old
+	// connection's.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one P: one pool cache
+	lim := defaultLimits()
+	lim.IdleTimeout = 400 * time.Millisecond
+	ts := newTestServer(t, lim)
+	for i := range 4 {
+		a, abr := ts.dial(t)
+		send(t, a, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		readResponse(t, abr, "GET")
+		a.Close()
+		<-ts.served
+		b, bbr := ts.dial(t)
+		send(t, b, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		readResponse(t, bbr, "GET")
+		start := time.Now()
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		expectClosed(t, b, bbr)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("pair %d: idle connection closed after %v, want about 400ms", i, d)
+		}
 	}
 }

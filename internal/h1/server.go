@@ -47,6 +47,13 @@ type Server struct {
 	Log *slog.Logger
 	// TLS marks connections as HTTPS for the exchange.
 	TLS bool
+	// ParkAfter is how long a connection of ServeConnParkable waits for
+	// its next request on a goroutine of its own before it is parked
+	// (park_linux.go); zero means one second.
+	ParkAfter time.Duration
+
+	parkMu sync.Mutex
+	parker *parker // nil until a connection parks (park_linux.go)
 }
 
 const readBufSize = 8 << 10
@@ -73,11 +80,16 @@ type conn struct {
 	// idleArmed is when serveRaw last set the idle read deadline (zero:
 	// the read deadline is something else now).
 	idleArmed time.Time
-	idleFor   time.Duration
+	idleFor   time.Duration // the idle timeout
+	idleTimer time.Duration // what the deadline was set to: idleFor or parkAfter
+	parkable  bool
 	// serveRaw's callback and the state it works on.
 	rawCallback func(uintptr) bool
 	rawState    *ConnState
 	rawOut      rawOutcome
+	// done, when set, is what ServeConnParkable's caller runs once the
+	// connection has ended; such a connection may be parked.
+	done func()
 }
 
 var connPool = sync.Pool{New: func() any {
@@ -135,6 +147,7 @@ type ConnState struct {
 	idle     atomic.Bool
 	draining atomic.Bool
 	served   atomic.Bool // at least one request answered
+	parked   atomic.Pointer[parked]
 }
 
 // Idle reports whether the connection is waiting for a next request.
@@ -149,29 +162,69 @@ func (s *ConnState) KeepAliveIdle() bool { return s.idle.Load() && s.served.Load
 // true if the connection was idle (the caller may close it right away).
 func (s *ConnState) Drain() bool {
 	s.draining.Store(true)
+	if e := s.parked.Load(); e != nil {
+		// Its new goroutine sees draining and closes it.
+		e.p.wake(e)
+	}
 	return s.idle.Load()
 }
 
 // ServeConn serves HTTP/1.1 on nc until the client or a limit closes it.
 // It closes nc unless the connection was handed over (upgrade, h2c).
-func (s *Server) ServeConn(nc net.Conn, st *ConnState) { s.ServeTLSConn(nc, st, nil) }
+func (s *Server) ServeConn(nc net.Conn, st *ConnState) { s.serveConn(nc, st, nil, true, nil) }
 
 // ServeTLSConn is ServeConn for a connection whose TLS handshake is done;
 // its requests carry info.
 func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo) {
+	s.serveConn(nc, st, info, true, nil)
+}
+
+// ServeConnParkable is ServeConn for a caller that need not keep a
+// goroutine on the connection: one idle for long between requests is parked
+// (park_linux.go) and ServeConnParkable returns before it has ended. done
+// is called once the connection has ended, either way.
+func (s *Server) ServeConnParkable(nc net.Conn, st *ConnState, done func()) {
+	s.serveConn(nc, st, nil, true, done)
+}
+
+func (s *Server) parkAfter() time.Duration {
+	if s.ParkAfter > 0 {
+		return s.ParkAfter
+	}
+	return time.Second
+}
+
+// resume serves a parked connection again, on a goroutine of its own.
+func (s *Server) resume(nc net.Conn, st *ConnState, done func()) {
+	s.serveConn(nc, st, nil, false, done)
+}
+
+// connEnd is how serve let go of a connection.
+type connEnd uint8
+
+const (
+	connClosed     connEnd = iota
+	connHandedOver         // upgraded, hijacked or given to HTTP/2
+	connParked
+)
+
+func (s *Server) serveConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo, first bool, done func()) {
 	c := connPool.Get().(*conn)
-	c.srv, c.nc, c.tls = s, nc, info
+	c.srv, c.nc, c.tls, c.done = s, nc, info, done
 	c.sock.init(nc)
 	c.takeBuffers()
 	c.tcp = tcpOf(nc)
 	c.remote = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
-	handedOver := c.serve(st)
-	if !handedOver {
+	end := c.serve(st, first)
+	if end == connClosed {
 		if c.bw != nil {
 			c.bw.Flush()
 		}
 		nc.Close()
+	}
+	if end != connParked && done != nil {
+		defer done()
 	}
 	if c.rw.hijacked {
 		// The hijacker may still read the buffered reader: this conn is
@@ -183,8 +236,11 @@ func (s *Server) ServeTLSConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo
 		c.bw.Reset(nil)
 	}
 	c.putBuffers()
-	c.srv, c.nc, c.tcp, c.tls = nil, nil, nil, nil
+	c.srv, c.nc, c.tcp, c.tls, c.done = nil, nil, nil, nil, nil
 	c.sock = sock{}
+	// The next connection arms its own idle deadline (armIdle would take
+	// a recent one as set).
+	c.idleArmed = time.Time{}
 	c.cw.timeout, c.cw.armed = 0, time.Time{}
 	c.req.Reset()
 	c.rw.hijacked = false
@@ -221,17 +277,30 @@ func (c *conn) isH2Preface() bool {
 	}
 }
 
-func (c *conn) serve(st *ConnState) (handedOver bool) {
+func (c *conn) serve(st *ConnState, first bool) connEnd {
 	s := c.srv
-	first := true
+	c.parkable = c.done != nil
 	for {
 		parsed := false
 		// The first request goes the blocking way only to be looked at for
 		// the HTTP/2 preface.
 		if c.sock.rc != nil && (!first || s.H2C == nil) {
-			var end bool
-			if parsed, end = c.serveRaw(st); end {
-				return false
+			switch c.serveRaw(st) {
+			case rawEnd:
+				return connClosed
+			case rawPark:
+				until := time.Time{}
+				if c.idleFor > 0 {
+					until = c.idleArmed.Add(c.idleFor)
+				}
+				if s.park(c.nc, c.sock.rc, st, c.done, until) {
+					return connParked
+				}
+				// It waits here, under its real idle timeout.
+				c.parkable, c.idleArmed = false, time.Time{}
+				continue
+			case rawParsed:
+				parsed = true
 			}
 			// What is left needs blocking reads: a request with a body or
 			// an upgrade (parsed), or a head that has not all come yet.
@@ -245,11 +314,11 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 			}
 			st.idle.Store(true)
 			if st.draining.Load() {
-				return false
+				return connClosed
 			}
 			c.nc.SetReadDeadline(Deadline(lim.IdleTimeout))
 			if _, err := c.br.Peek(1); err != nil {
-				return false
+				return connClosed
 			}
 			st.idle.Store(false)
 			if first && s.H2C != nil {
@@ -258,20 +327,20 @@ func (c *conn) serve(st *ConnState) (handedOver bool) {
 					c.nc.SetWriteDeadline(time.Time{})
 					p, _ := c.br.Peek(c.br.Buffered())
 					s.H2C(c.nc, io.MultiReader(bytes.NewReader(append([]byte(nil), p...)), c.nc))
-					return true
+					return connHandedOver
 				}
 			}
-			first = false
 			c.nc.SetReadDeadline(Deadline(lim.ReadHeaderTimeout))
 			if !c.readRequest(lim) {
-				return false
+				return connClosed
 			}
 		}
+		first = false
 		switch c.handle(st, lim) {
 		case handledHijacked:
-			return true
+			return connHandedOver
 		case handledClose:
-			return false
+			return connClosed
 		}
 	}
 }

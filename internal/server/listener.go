@@ -79,24 +79,31 @@ func (l *listener) accept(s *Server) {
 		l.wg.Add(1)
 		l.mu.Unlock()
 		go func() {
-			defer func() {
+			gone := func() {
 				l.mu.Lock()
 				delete(l.conns, tcn)
 				l.mu.Unlock()
 				l.guard.closed()
 				l.wg.Done()
-			}()
+			}
 			c, key, ok := l.guard.admit(nc, s.snap.Load().Limits.ReadHeaderTimeout)
 			if !ok {
 				nc.Close()
+				gone()
 				return
 			}
-			defer l.guard.release(key)
 			if ts := l.tls.Load(); ts != nil {
 				ts.serve(c, &tcn.state)
+				l.guard.release(key)
+				gone()
 				return
 			}
-			l.srv.Load().ServeConn(c, &tcn.state)
+			// A connection idle for long is parked without this goroutine:
+			// the bookkeeping then happens when it ends.
+			l.srv.Load().ServeConnParkable(c, &tcn.state, func() {
+				l.guard.release(key)
+				gone()
+			})
 		}()
 	}
 }
@@ -130,6 +137,7 @@ func (l *listener) drain(ctx context.Context) {
 		case <-ctx.Done():
 			l.mu.Lock()
 			for c := range l.conns {
+				c.state.Drain() // a parked connection gets a goroutine to end on
 				c.nc.Close()
 			}
 			l.mu.Unlock()

@@ -146,6 +146,8 @@ type scrapeCollector struct{ s *Server }
 var (
 	connsDesc = prometheus.NewDesc("gatehouse_listener_connections",
 		"Client connections open, by listener address.", []string{"listener"}, nil)
+	parkedDesc = prometheus.NewDesc("gatehouse_listener_connections_parked",
+		"Idle keep-alive connections among them that wait without a goroutine (idle for over a second).", []string{"listener"}, nil)
 	targetUpDesc = prometheus.NewDesc("gatehouse_upstream_target_up",
 		"1 when the target may be given requests (healthy, not ejected, not drained), else 0.", []string{"upstream", "target"}, nil)
 	targetStateDesc = prometheus.NewDesc("gatehouse_upstream_target_state",
@@ -167,7 +169,7 @@ var (
 )
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{connsDesc, targetUpDesc, targetStateDesc, targetInFlightDesc, checksDesc,
+	for _, d := range []*prometheus.Desc{connsDesc, parkedDesc, targetUpDesc, targetStateDesc, targetInFlightDesc, checksDesc,
 		reloadsDesc, lastReloadOKDesc, lastReloadTimeDesc, logDroppedDesc, infoDesc} {
 		ch <- d
 	}
@@ -181,6 +183,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		n := len(l.conns)
 		l.mu.Unlock()
 		ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(n), addr)
+		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(l.srv.Load().Parked()), addr)
 	}
 	s.mu.Unlock()
 	snap := s.snap.Load()

@@ -1,0 +1,282 @@
+//go:build linux
+
+package h1
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/exchange"
+)
+
+// parkServer serves with ServeConnParkable, as internal/server does; ended
+// counts the connections whose done has run.
+type parkServer struct {
+	addr  string
+	srv   *Server
+	ended atomic.Int64
+	mu    sync.Mutex
+	conns map[net.Conn]*ConnState
+}
+
+func startParkServer(t *testing.T, lim Limits, parkAfter time.Duration) *parkServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &parkServer{addr: ln.Addr().String(), conns: map[net.Conn]*ConnState{}}
+	ps.srv = &Server{
+		Handler: handlerFunc(func(r *exchange.Request, w exchange.ResponseWriter) {
+			w.WriteHead(200, nil, nil, int64(len(r.Path)))
+			w.Write(r.Path)
+		}),
+		Limits:    func() *Limits { return &lim },
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ParkAfter: parkAfter,
+	}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			st := new(ConnState)
+			ps.mu.Lock()
+			ps.conns[c] = st
+			ps.mu.Unlock()
+			wg.Add(1)
+			go ps.srv.ServeConnParkable(c, st, func() {
+				ps.mu.Lock()
+				delete(ps.conns, c)
+				ps.mu.Unlock()
+				if ps.ended.Add(1) < 0 {
+					panic("unreachable")
+				}
+				wg.Done()
+			})
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		ps.mu.Lock()
+		for c := range ps.conns {
+			c.Close()
+		}
+		ps.mu.Unlock()
+		wg.Wait() // every done has run, once: a second would panic here
+	})
+	return ps
+}
+
+func (ps *parkServer) parkedCount() int { return ps.srv.Parked() }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func getOK(t *testing.T, c net.Conn, br *bufio.Reader, path string) {
+	t.Helper()
+	send(t, c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != path {
+		t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
+	}
+}
+
+func TestParkedConnectionServesItsNextRequest(t *testing.T) {
+	lim := defaultLimits()
+	lim.IdleTimeout = 30 * time.Second
+	ps := startParkServer(t, lim, 50*time.Millisecond)
+	c, err := net.Dial("tcp", ps.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 3 {
+		getOK(t, c, br, "/before-"+strconv.Itoa(i))
+	}
+	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	for i := range 3 { // woken, served, parked again: three times
+		getOK(t, c, br, "/after-"+strconv.Itoa(i))
+		waitFor(t, "the connection to park again", func() bool { return ps.parkedCount() == 1 })
+	}
+	if n := ps.ended.Load(); n != 0 {
+		t.Fatalf("done ran %d times for a live connection", n)
+	}
+	// The client's FIN wakes the parked connection, which then ends.
+	c.Close()
+	waitFor(t, "done after the client closed", func() bool { return ps.ended.Load() == 1 })
+	if n := ps.parkedCount(); n != 0 {
+		t.Fatalf("%d connections still parked", n)
+	}
+}
+
+func TestParkedConnectionIdleTimeout(t *testing.T) {
+	lim := defaultLimits()
+	lim.IdleTimeout = 400 * time.Millisecond
+	ps := startParkServer(t, lim, 50*time.Millisecond)
+	c, br := (&testServer{addr: ps.addr}).dial(t)
+	getOK(t, c, br, "/a")
+	start := time.Now()
+	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	expectClosed(t, c, br)
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("parked connection closed after %v, want about 400ms", d)
+	}
+	waitFor(t, "done", func() bool { return ps.ended.Load() == 1 })
+}
+
+func TestParkedConnectionDrain(t *testing.T) {
+	ps := startParkServer(t, defaultLimits(), 50*time.Millisecond)
+	c, br := (&testServer{addr: ps.addr}).dial(t)
+	getOK(t, c, br, "/a")
+	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	ps.mu.Lock()
+	var drained []bool
+	for _, st := range ps.conns {
+		drained = append(drained, st.Drain())
+	}
+	ps.mu.Unlock()
+	if len(drained) != 1 || !drained[0] {
+		t.Fatalf("Drain of a parked connection: %v, want [true] (it is idle)", drained)
+	}
+	// Unlike an owner, which would close it now, this one leaves it to the
+	// connection's own goroutine.
+	expectClosed(t, c, br)
+	waitFor(t, "done", func() bool { return ps.ended.Load() == 1 })
+}
+
+func TestParkedConnectionClosedByItsOwner(t *testing.T) {
+	// An owner that closes a parked connection without Drain (a forced
+	// shutdown) still gets done, at the next sweep.
+	ps := startParkServer(t, defaultLimits(), 50*time.Millisecond)
+	c, br := (&testServer{addr: ps.addr}).dial(t)
+	getOK(t, c, br, "/a")
+	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	ps.mu.Lock()
+	for nc := range ps.conns {
+		nc.Close()
+	}
+	ps.mu.Unlock()
+	waitFor(t, "done", func() bool { return ps.ended.Load() == 1 })
+	expectClosed(t, c, br)
+	waitFor(t, "the parker to retire", func() bool {
+		ps.srv.parkMu.Lock()
+		defer ps.srv.parkMu.Unlock()
+		return ps.srv.parker == nil
+	})
+}
+
+func TestParkedConnectionsHaveNoGoroutines(t *testing.T) {
+	const conns = 200
+	ps := startParkServer(t, defaultLimits(), 50*time.Millisecond)
+	base := runtime.NumGoroutine()
+	open := make([]net.Conn, 0, conns)
+	brs := make([]*bufio.Reader, 0, conns)
+	for range conns {
+		c, br := (&testServer{addr: ps.addr}).dial(t)
+		getOK(t, c, br, "/a")
+		open, brs = append(open, c), append(brs, br)
+	}
+	waitFor(t, "every connection to park", func() bool { return ps.parkedCount() == conns })
+	if n := runtime.NumGoroutine() - base; n > 10 {
+		t.Errorf("%d goroutines more with %d parked connections", n, conns)
+	}
+	for i, c := range open {
+		getOK(t, c, brs[i], "/again")
+	}
+}
+
+func TestParkingUnderChurn(t *testing.T) {
+	// Requests come around the moment their connection parks: each must be
+	// answered once, in order, whoever wins the race.
+	lim := defaultLimits()
+	lim.IdleTimeout = 2 * time.Second
+	ps := startParkServer(t, lim, 10*time.Millisecond)
+	var wg sync.WaitGroup
+	conns := make([]net.Conn, 20)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ps.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conns[w] = c
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range 25 {
+				time.Sleep(time.Duration(rand.IntN(20000)) * time.Microsecond)
+				path := "/" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+				if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+					t.Error(err)
+					return
+				}
+				line, err := br.ReadString('\n')
+				if err != nil || line != "HTTP/1.1 200 OK\r\n" {
+					t.Errorf("%s: %q %v", path, line, err)
+					return
+				}
+				body := readBody(t, br)
+				if body != path {
+					t.Errorf("got %q for %s", body, path)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := ps.ended.Load(); n != 0 {
+		t.Fatalf("done ran %d times while every client was connected", n)
+	}
+}
+
+// readBody reads the rest of a Content-Length response after its status line.
+func readBody(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	n := -1
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		if line == "\r\n" {
+			break
+		}
+		if len(line) > 16 && line[:16] == "Content-Length: " {
+			n, _ = strconv.Atoi(line[16 : len(line)-2])
+		}
+	}
+	buf := make([]byte, max(n, 0))
+	if _, err := io.ReadFull(br, buf); err != nil {
+		t.Error(err)
+	}
+	return string(buf)
+}
