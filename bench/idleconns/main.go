@@ -1,8 +1,8 @@
 // Command idleconns is the client of bench/compare.sh's MODES=idle: it opens
-// -n keep-alive connections to a proxy on loopback, one after the other as
-// clients arrive, sends one GET on each and reads its answer, then keeps
-// them all open and silent so that the proxy's memory per idle connection
-// can be measured.
+// -n keep-alive connections to a proxy on loopback, one after the other at
+// -rate a second as clients arrive, sends one GET on each and reads its
+// answer, then keeps them all open and silent so that the proxy's memory per
+// idle connection can be measured.
 //
 // It touches the file named by -ready once every connection has been
 // answered, and exits after -hold (or on SIGTERM), closing them.
@@ -28,13 +28,14 @@ func main() {
 	path := flag.String("path", "/small", "path to GET on each connection")
 	hold := flag.Duration("hold", 30*time.Second, "how long to keep the connections open")
 	ready := flag.String("ready", "", "file to create once every connection has been answered")
+	rate := flag.Int("rate", 0, "new connections a second (0: as fast as they are answered)")
 	flag.Parse()
-	if err := run(*addr, *n, *path, *hold, *ready); err != nil {
+	if err := run(*addr, *n, *rate, *path, *hold, *ready); err != nil {
 		log.Fatal("idleconns: ", err)
 	}
 }
 
-func run(addr string, n int, path string, hold time.Duration, ready string) error {
+func run(addr string, n, rate int, path string, hold time.Duration, ready string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -43,8 +44,8 @@ func run(addr string, n int, path string, hold time.Duration, ready string) erro
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("-addr %q: not a loopback address", addr)
 	}
-	if n < 1 || n > 50000 || hold <= 0 || hold > 10*time.Minute {
-		return fmt.Errorf("-n must be 1..50000 and -hold within 10m")
+	if n < 1 || n > 50000 || rate < 0 || hold <= 0 || hold > 10*time.Minute {
+		return fmt.Errorf("-n must be 1..50000, -rate not negative and -hold within 10m")
 	}
 	req := []byte("GET " + path + " HTTP/1.1\r\nHost: bench\r\n\r\n")
 	conns := make([]net.Conn, 0, n)
@@ -53,7 +54,11 @@ func run(addr string, n int, path string, hold time.Duration, ready string) erro
 			c.Close()
 		}
 	}()
+	start := time.Now()
 	for i := range n {
+		if rate > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i+1, err)
