@@ -208,8 +208,10 @@ func (p *parker) expire(e *parked) {
 func (p *parker) loop() {
 	collect := p.collect
 	every := min(sweepEvery, p.srv.parkAfter())
+	// The sweep keeps its pace however often connections wake.
+	next := time.Now().Add(every)
 	for {
-		p.f.SetReadDeadline(time.Now().Add(every))
+		p.f.SetReadDeadline(next)
 		err := p.rc.Read(collect)
 		for i, e := range p.ready {
 			p.wake(e)
@@ -223,8 +225,11 @@ func (p *parker) loop() {
 			p.retire(true)
 			return
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) && p.sweep() {
-			return
+		if now := time.Now(); !now.Before(next) {
+			if p.sweep() {
+				return
+			}
+			next = now.Add(every)
 		}
 	}
 }

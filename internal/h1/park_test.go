@@ -280,3 +280,80 @@ func readBody(t *testing.T, br *bufio.Reader) string {
 	}
 	return string(buf)
 }
+
+func TestParkedIdleTimeoutWhileOthersWake(t *testing.T) {
+	// Wake-ups coming more often than the sweep interval must not put the
+	// sweep off: a parked connection still closes at its idle timeout.
+	lim := defaultLimits()
+	lim.IdleTimeout = 300 * time.Millisecond
+	ps := startParkServer(t, lim, 50*time.Millisecond)
+	idle, ibr := (&testServer{addr: ps.addr}).dial(t)
+	getOK(t, idle, ibr, "/idle")
+	start := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 5 {
+		c, br := (&testServer{addr: ps.addr}).dial(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each parks (idle 80 ms > 50 ms) and wakes every 80 ms,
+			// 16 ms apart from the next: a wake-up every 16 ms.
+			time.Sleep(time.Duration(w) * 16 * time.Millisecond)
+			tick := time.NewTicker(80 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if _, err := io.WriteString(c, "GET /busy HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+					t.Error(err)
+					return
+				}
+				if resp, err := readResp(br); err != nil || resp != "/busy" {
+					t.Errorf("busy: %q %v", resp, err)
+					return
+				}
+			}
+		}()
+	}
+	idle.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := ibr.ReadByte()
+	close(stop)
+	wg.Wait()
+	if err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF at its idle timeout", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("idle connection closed after %v, want about 300ms", d)
+	}
+}
+
+// readResp reads one Content-Length response and returns its body.
+func readResp(br *bufio.Reader) (string, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if line != "HTTP/1.1 200 OK\r\n" {
+		return "", io.ErrUnexpectedEOF
+	}
+	n := 0
+	for {
+		h, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if h == "\r\n" {
+			break
+		}
+		if len(h) > 16 && h[:16] == "Content-Length: " {
+			n, _ = strconv.Atoi(h[16 : len(h)-2])
+		}
+	}
+	body := make([]byte, n)
+	_, err = io.ReadFull(br, body)
+	return string(body), err
+}
