@@ -61,10 +61,11 @@
 #   CACHE_SIZES  scenarios of the cache mode                        ["cache_1k cache_100k"]
 #   CACHE_PROXIES  proxies of the cache mode                        ["gatehouse nginx varnish"]
 #                idle:  memory per idle keep-alive connection: IDLE_CONNS
-#                       clients arrive one after another, each GETs /small
-#                       once and stays connected and silent; the table shows
-#                       the proxy's RSS growth per connection
+#                       clients arrive at IDLE_RATE a second, each GETs
+#                       /small once and stays connected and silent; the
+#                       table shows the proxy's RSS growth per connection
 #   IDLE_CONNS   connections of the idle mode                       [2000]
+#   IDLE_RATE    new connections a second in the idle mode          [200]
 #   VARNISHD_BIN Varnish binary for the cache mode                  [varnishd on PATH]
 #
 # See bench/README.md for what is measured and how to read the ratios.
@@ -123,6 +124,7 @@ MODES=${MODES:-plain}
 CACHE_SIZES=${CACHE_SIZES:-cache_1k cache_100k}
 CACHE_PROXIES=${CACHE_PROXIES:-gatehouse nginx varnish}
 IDLE_CONNS=${IDLE_CONNS:-2000}
+IDLE_RATE=${IDLE_RATE:-200}
 # START_PREFIX picks the set-up start_proxies uses: "" or "cache_" (MODES=cache).
 START_PREFIX=
 GZIP_LEVEL=${GZIP_LEVEL:-1}
@@ -142,6 +144,7 @@ RESULTS_DIR=${RESULTS_DIR:-}
 [[ "$GZIP_LEVEL" =~ ^[1-9]$ ]] || { echo "GZIP_LEVEL must be 1 to 9" >&2; exit 2; }
 # (the proxies' configurations here allow 4096 connections per worker)
 [[ "$IDLE_CONNS" =~ ^[1-9][0-9]*$ ]] && ((IDLE_CONNS <= 4000)) || { echo "IDLE_CONNS must be 1 to 4000" >&2; exit 2; }
+[[ "$IDLE_RATE" =~ ^[1-9][0-9]*$ ]] || { echo "IDLE_RATE must be a positive integer" >&2; exit 2; }
 for m in $MODES; do
 	[[ "$m" == plain || "$m" == gzip || "$m" == cache || "$m" == waf || "$m" == idle ]] ||
 		{ echo "unknown mode in MODES: $m (plain, gzip, cache, waf, idle)" >&2; exit 2; }
@@ -932,7 +935,7 @@ run_scenario() {
 run_idle() {
 	local name port before after ready ipid i
 	echo
-	echo "== idle: $IDLE_CONNS keep-alive connections, one GET /small each, then silent; $WORKERS workers/proxy, $(nproc) cores =="
+	echo "== idle: $IDLE_CONNS keep-alive connections at $IDLE_RATE/s, one GET /small each, then silent; $WORKERS workers/proxy, $(nproc) cores =="
 	printf '%-10s %11s %11s %11s %7s\n' proxy "RSS MiB" "+idle MiB" "B per conn" "x nginx"
 	local -A PER=() BEFORE=() AFTER=()
 	for name in "${ACTIVE[@]}"; do
@@ -942,15 +945,16 @@ run_idle() {
 		sleep 0.5
 		before=$(tree_rss_kb "${PID_OF[$name]}")
 		ready=$TMP/idle-ready-$name
-		"$TMP/idleconns" -addr "127.0.0.1:$port" -n "$IDLE_CONNS" -hold 120s -ready "$ready" &
+		"$TMP/idleconns" -addr "127.0.0.1:$port" -n "$IDLE_CONNS" -rate "$IDLE_RATE" -hold 300s -ready "$ready" &
 		ipid=$!
-		for ((i = 0; i < 1200; i++)); do
+		for ((i = 0; i < 2400; i++)); do
 			[[ -e "$ready" ]] && break
 			kill -0 "$ipid" 2>/dev/null || die "$name: idleconns failed"
 			sleep 0.1
 		done
-		[[ -e "$ready" ]] || die "$name: $IDLE_CONNS connections not answered within 120s"
-		sleep 1 # let every worker settle
+		[[ -e "$ready" ]] || die "$name: $IDLE_CONNS connections not answered within 240s"
+		# Every worker settles; gatehouse parks a connection idle for 1 s.
+		sleep 2
 		after=$(tree_rss_kb "${PID_OF[$name]}")
 		kill "$ipid" 2>/dev/null || true
 		wait "$ipid" 2>/dev/null || true
