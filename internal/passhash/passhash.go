@@ -69,7 +69,12 @@ func Parse(s string) (Hash, error) {
 	return nil, ErrNotAHash
 }
 
-type bcryptHash struct{ h []byte }
+// bcryptHash keeps the hash both ways: bcrypt takes bytes, and String is
+// called per request (basicauth's cache key) without a copy.
+type bcryptHash struct {
+	s string
+	h []byte
+}
 
 func parseBcrypt(s string) (Hash, error) {
 	if len(s) != 60 {
@@ -85,7 +90,7 @@ func parseBcrypt(s string) (Hash, error) {
 			return nil, errors.New("malformed bcrypt hash: invalid character in salt or hash")
 		}
 	}
-	return &bcryptHash{h: []byte(s)}, nil
+	return &bcryptHash{s: s, h: []byte(s)}, nil
 }
 
 func (b *bcryptHash) Verify(password []byte) bool {
@@ -97,7 +102,7 @@ func (b *bcryptHash) Verify(password []byte) bool {
 	return bcrypt.CompareHashAndPassword(b.h, password) == nil
 }
 
-func (b *bcryptHash) String() string { return string(b.h) }
+func (b *bcryptHash) String() string { return b.s }
 
 type argon2idHash struct {
 	s            string

@@ -47,12 +47,20 @@ const (
 // userSet is one source of users. ref is the hash an unknown name is
 // checked against, so that it costs what a known one costs.
 type userSet struct {
-	byName map[string]passhash.Hash
+	byName map[string]user
 	ref    passhash.Hash
 }
 
+type user struct {
+	name string // the key again: the access log takes it without a copy
+	hash passhash.Hash
+}
+
 func newUserSet(m map[string]passhash.Hash) userSet {
-	s := userSet{byName: m}
+	s := userSet{byName: make(map[string]user, len(m))}
+	for n, h := range m {
+		s.byName[n] = user{n, h}
+	}
 	if len(m) > 0 {
 		names := make([]string, 0, len(m))
 		for n := range m {
@@ -173,10 +181,9 @@ func (f *Filter) Serve(x *filter.Exchange, next filter.Handler) {
 		x.Log.Blocked = "basic_auth:no_credentials"
 	case n > 1 || !ok:
 		x.Log.Blocked = "basic_auth:malformed"
-	case !f.check(user, password, x.Start):
+	case !f.check(user, password, x.Start, &x.Log.User):
 		x.Log.Blocked = "basic_auth:bad_credentials"
 	default:
-		x.Log.User = string(user)
 		f.m.Allowed()
 		next.Serve(x)
 		return
@@ -198,13 +205,14 @@ func authorization(h exchange.Headers) (v []byte, n int) {
 	return v, n
 }
 
-// check verifies user and password, from the cache when they verified lately.
-func (f *Filter) check(user, password []byte, now time.Time) bool {
-	h, known := f.inline.byName[string(user)]
+// check verifies user and password, from the cache when they verified
+// lately; it sets *name to the user's name when they do.
+func (f *Filter) check(user, password []byte, now time.Time, name *string) bool {
+	u, known := f.inline.byName[string(user)]
 	ref := f.inline.ref
 	if !known && f.file != nil {
 		set := f.file.Load()
-		h, known = set.byName[string(user)]
+		u, known = set.byName[string(user)]
 		if ref == nil {
 			ref = set.ref
 		}
@@ -216,16 +224,18 @@ func (f *Filter) check(user, password []byte, now time.Time) bool {
 		}
 		return false
 	}
-	key := f.cacheKey(user, password, h)
+	key := f.cacheKey(user, password, u.hash)
 	if exp, ok := f.cache.Load(key); ok && now.UnixNano() < exp.(int64) {
+		*name = u.name
 		return true
 	}
 	// A copy: the hash is an interface, so what it is given escapes, and
 	// password lives on Serve's stack.
-	if !f.verify(h, bytes.Clone(password)) {
+	if !f.verify(u.hash, bytes.Clone(password)) {
 		return false
 	}
 	f.remember(key, now)
+	*name = u.name
 	return true
 }
 

@@ -137,7 +137,7 @@ func TestUnknownUserCostsAVerification(t *testing.T) {
 		best := time.Hour
 		for range 3 {
 			start := time.Now()
-			f.check([]byte(user), []byte("wrong"), start)
+			f.check([]byte(user), []byte("wrong"), start, new(string))
 			best = min(best, time.Since(start))
 		}
 		return best
@@ -154,23 +154,23 @@ func TestCacheSkipsRepeatedVerification(t *testing.T) {
 	f := filtertest.MustBuild(t, New, "basic_auth", fmt.Sprintf(`{users: {alice: %q}}`, mustHash(t, "pw", 5))).(*Filter)
 	now := time.Now()
 	start := time.Now()
-	if !f.check([]byte("alice"), []byte("pw"), now) {
+	if !f.check([]byte("alice"), []byte("pw"), now, new(string)) {
 		t.Fatal("alice did not verify")
 	}
 	first := time.Since(start)
 	start = time.Now()
 	for range 100 {
-		if !f.check([]byte("alice"), []byte("pw"), now) {
+		if !f.check([]byte("alice"), []byte("pw"), now, new(string)) {
 			t.Fatal("alice did not verify from the cache")
 		}
 	}
 	if per := time.Since(start) / 100; per > first/10 {
 		t.Errorf("cached check took %v, first %v: the cache is not used", per, first)
 	}
-	if f.check([]byte("alice"), []byte("PW"), now) {
+	if f.check([]byte("alice"), []byte("PW"), now, new(string)) {
 		t.Error("a wrong password passed after a right one was cached")
 	}
-	if f.check([]byte("alice"), []byte("pw"), now.Add(cacheTTL+time.Second)) != true {
+	if f.check([]byte("alice"), []byte("pw"), now.Add(cacheTTL+time.Second), new(string)) != true {
 		t.Error("an expired entry is not verified again")
 	}
 	for i := range cacheMax + 10 {
