@@ -157,19 +157,11 @@ func (t *Transport) Dial(ctx context.Context) (*ClientConn, error) {
 
 // takeBuffers and putBuffers: a pooled idle connection holds no buffers
 // (see readerPool).
-func (cc *ClientConn) takeBuffers() {
-	cc.br = readerPool.Get().(*bufio.Reader)
-	cc.br.Reset(&cc.sock)
-	cc.bw = writerPool.Get().(*bufio.Writer)
-	cc.bw.Reset(&cc.sock)
-}
+func (cc *ClientConn) takeBuffers() { cc.br, cc.bw = takeBuffers(&cc.sock, &cc.sock) }
 
 func (cc *ClientConn) putBuffers() {
 	cc.body.br = nil
-	cc.br.Reset(nil)
-	readerPool.Put(cc.br)
-	cc.bw.Reset(nil)
-	writerPool.Put(cc.bw)
+	putBuffers(cc.br, cc.bw)
 	cc.br, cc.bw = nil, nil
 }
 

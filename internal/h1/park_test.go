@@ -128,14 +128,22 @@ func TestParkedConnectionServesItsNextRequest(t *testing.T) {
 	}
 }
 
-func TestParkedConnectionIdleTimeout(t *testing.T) {
-	lim := defaultLimits()
-	lim.IdleTimeout = 400 * time.Millisecond
+// parkedClient is a connection to a new parkServer that answered one
+// request and then parked.
+func parkedClient(t *testing.T, lim Limits) (*parkServer, net.Conn, *bufio.Reader) {
+	t.Helper()
 	ps := startParkServer(t, lim, 50*time.Millisecond)
 	c, br := (&testServer{addr: ps.addr}).dial(t)
 	getOK(t, c, br, "/a")
-	start := time.Now()
 	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	return ps, c, br
+}
+
+func TestParkedConnectionIdleTimeout(t *testing.T) {
+	lim := defaultLimits()
+	lim.IdleTimeout = 400 * time.Millisecond
+	start := time.Now()
+	ps, c, br := parkedClient(t, lim)
 	expectClosed(t, c, br)
 	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
 		t.Errorf("parked connection closed after %v, want about 400ms", d)
@@ -144,10 +152,7 @@ func TestParkedConnectionIdleTimeout(t *testing.T) {
 }
 
 func TestParkedConnectionDrain(t *testing.T) {
-	ps := startParkServer(t, defaultLimits(), 50*time.Millisecond)
-	c, br := (&testServer{addr: ps.addr}).dial(t)
-	getOK(t, c, br, "/a")
-	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	ps, c, br := parkedClient(t, defaultLimits())
 	ps.mu.Lock()
 	var drained []bool
 	for _, st := range ps.conns {
@@ -166,10 +171,7 @@ func TestParkedConnectionDrain(t *testing.T) {
 func TestParkedConnectionClosedByItsOwner(t *testing.T) {
 	// An owner that closes a parked connection without Drain (a forced
 	// shutdown) still gets done, at the next sweep.
-	ps := startParkServer(t, defaultLimits(), 50*time.Millisecond)
-	c, br := (&testServer{addr: ps.addr}).dial(t)
-	getOK(t, c, br, "/a")
-	waitFor(t, "the connection to park", func() bool { return ps.parkedCount() == 1 })
+	ps, c, br := parkedClient(t, defaultLimits())
 	ps.mu.Lock()
 	for nc := range ps.conns {
 		nc.Close()
@@ -238,14 +240,8 @@ func TestParkingUnderChurn(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				line, err := br.ReadString('\n')
-				if err != nil || line != "HTTP/1.1 200 OK\r\n" {
-					t.Errorf("%s: %q %v", path, line, err)
-					return
-				}
-				body := readBody(t, br)
-				if body != path {
-					t.Errorf("got %q for %s", body, path)
+				if body, err := readResp(br); err != nil || body != path {
+					t.Errorf("got %q %v for %s", body, err, path)
 					return
 				}
 			}
@@ -255,30 +251,6 @@ func TestParkingUnderChurn(t *testing.T) {
 	if n := ps.ended.Load(); n != 0 {
 		t.Fatalf("done ran %d times while every client was connected", n)
 	}
-}
-
-// readBody reads the rest of a Content-Length response after its status line.
-func readBody(t *testing.T, br *bufio.Reader) string {
-	t.Helper()
-	n := -1
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Error(err)
-			return ""
-		}
-		if line == "\r\n" {
-			break
-		}
-		if len(line) > 16 && line[:16] == "Content-Length: " {
-			n, _ = strconv.Atoi(line[16 : len(line)-2])
-		}
-	}
-	buf := make([]byte, max(n, 0))
-	if _, err := io.ReadFull(br, buf); err != nil {
-		t.Error(err)
-	}
-	return string(buf)
 }
 
 func TestParkedIdleTimeoutWhileOthersWake(t *testing.T) {

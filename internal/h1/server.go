@@ -109,27 +109,33 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 )
 
-func (c *conn) takeBuffers() {
-	if c.br != nil {
-		return
-	}
-	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(&c.sock)
-	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(&c.cw)
+func takeBuffers(r io.Reader, w io.Writer) (*bufio.Reader, *bufio.Writer) {
+	br, bw := readerPool.Get().(*bufio.Reader), writerPool.Get().(*bufio.Writer)
+	br.Reset(r)
+	bw.Reset(w)
+	return br, bw
 }
 
-// putBuffers gives the buffers back; both must be empty.
-func (c *conn) putBuffers() {
+// putBuffers gives empty buffers back.
+func putBuffers(br *bufio.Reader, bw *bufio.Writer) {
+	br.Reset(nil)
+	readerPool.Put(br)
+	bw.Reset(nil)
+	writerPool.Put(bw)
+}
+
+func (c *conn) takeBuffers() {
 	if c.br == nil {
-		return
+		c.br, c.bw = takeBuffers(&c.sock, &c.cw)
 	}
-	c.body.br = nil
-	c.br.Reset(nil)
-	readerPool.Put(c.br)
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
-	c.br, c.bw = nil, nil
+}
+
+func (c *conn) putBuffers() {
+	if c.br != nil {
+		c.body.br = nil
+		putBuffers(c.br, c.bw)
+		c.br, c.bw = nil, nil
+	}
 }
 
 // Deadline is the time d from now, or no deadline (the zero time) for a
