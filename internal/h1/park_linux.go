@@ -24,6 +24,8 @@ import (
 // one on a socket. It also closes parked connections whose idle timeout has
 // passed, and retires once none is left.
 
+const canPark = true
+
 // sweepEvery (or ParkAfter when shorter) bounds how late a parked
 // connection's idle timeout is seen, and how soon one its owner closed is
 // let go.
@@ -110,46 +112,39 @@ func (s *Server) park(nc net.Conn, rc syscall.RawConn, st *ConnState, done func(
 		return false
 	}
 	e := &parked{nc: nc, rc: rc, st: st, done: done, until: until}
-	var p *parker
 	for {
-		var err error
-		if p, err = s.parkerFor(); err != nil {
-			s.Log.Warn("idle connections keep their goroutines", "err", err)
+		p, err := s.parkerFor()
+		if err != nil {
+			if !s.parkWarned.Swap(true) {
+				s.Log.Warn("idle connections keep their goroutines", "err", err)
+			}
 			return false
 		}
 		p.mu.Lock()
-		if !p.retired {
-			e.p = p
-			p.add(e)
+		if p.retired {
 			p.mu.Unlock()
-			break
+			continue
 		}
+		// Under p.mu from the slot to st.parked: the loop, the sweep and
+		// retire never see a connection half parked.
+		ok := p.add(e)
 		p.mu.Unlock()
-	}
-	var ctlErr error
-	err := rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{
-			Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
-			Fd:     e.slot, Pad: int32(e.gen),
+		if !ok {
+			return false
 		}
-		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if err != nil || ctlErr != nil {
-		e.taken.Store(true)
-		p.remove(e)
-		return false
+		// Drain sets draining before it looks for a parked connection, and
+		// add stores before this looks at draining: one of the two sees
+		// the other.
+		if st.draining.Load() {
+			p.wake(e)
+		}
+		return true
 	}
-	st.parked.Store(e)
-	// Drain sets draining before it looks for a parked connection, and this
-	// stores before it looks at draining: one of the two sees the other.
-	if st.draining.Load() {
-		p.wake(e)
-	}
-	return true
 }
 
-// add puts e in a free slot; p.mu is held.
-func (p *parker) add(e *parked) {
+// add puts e in a free slot and in the epoll set; p.mu is held. It
+// reports false, having undone the slot, when epoll refuses the socket.
+func (p *parker) add(e *parked) bool {
 	if k := len(p.free); k > 0 {
 		e.slot = p.free[k-1]
 		p.free = p.free[:k-1]
@@ -159,9 +154,24 @@ func (p *parker) add(e *parked) {
 		p.gens = append(p.gens, 0)
 	}
 	p.gens[e.slot]++
-	e.gen = p.gens[e.slot]
+	e.p, e.gen = p, p.gens[e.slot]
+	var ctlErr error
+	err := e.rc.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{
+			Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+			Fd:     e.slot, Pad: int32(e.gen),
+		}
+		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err != nil || ctlErr != nil {
+		// ENOSPC (fs.epoll.max_user_watches) or ENOMEM, or nc closed.
+		p.free = append(p.free, e.slot)
+		return false
+	}
 	p.slots[e.slot] = e
 	p.n++
+	e.st.parked.Store(e)
+	return true
 }
 
 func (p *parker) remove(e *parked) {
@@ -185,12 +195,13 @@ func (p *parker) take(e *parked) bool {
 	e.rc.Control(func(fd uintptr) {
 		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 	})
-	e.st.parked.Store(nil)
+	e.st.parked.CompareAndSwap(e, nil)
 	p.remove(e)
 	return true
 }
 
-// wake gives e a goroutine again.
+// wake gives e a goroutine again (one that only closes it when the
+// connection is draining: see resume).
 func (p *parker) wake(e *parked) {
 	if p.take(e) {
 		go p.srv.resume(e.nc, e.st, e.done)

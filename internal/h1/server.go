@@ -52,8 +52,9 @@ type Server struct {
 	// (park_linux.go); zero means one second.
 	ParkAfter time.Duration
 
-	parkMu sync.Mutex
-	parker *parker // nil until a connection parks (park_linux.go)
+	parkMu     sync.Mutex
+	parker     *parker // nil until a connection parks (park_linux.go)
+	parkWarned atomic.Bool
 }
 
 const readBufSize = 8 << 10
@@ -202,6 +203,13 @@ func (s *Server) parkAfter() time.Duration {
 
 // resume serves a parked connection again, on a goroutine of its own.
 func (s *Server) resume(nc net.Conn, st *ConnState, done func()) {
+	if st.draining.Load() {
+		// Woken to be closed (a shutdown, or room for a new client): no
+		// conn state or buffers for that.
+		nc.Close()
+		done()
+		return
+	}
 	s.serveConn(nc, st, nil, false, done)
 }
 
@@ -218,7 +226,11 @@ func (s *Server) serveConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo, f
 	c := connPool.Get().(*conn)
 	c.srv, c.nc, c.tls, c.done = s, nc, info, done
 	c.sock.init(nc)
-	c.takeBuffers()
+	if first {
+		// (A resumed connection takes them when bytes come: its wake-up
+		// may be a FIN.)
+		c.takeBuffers()
+	}
 	c.tcp = tcpOf(nc)
 	c.remote = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
@@ -285,7 +297,7 @@ func (c *conn) isH2Preface() bool {
 
 func (c *conn) serve(st *ConnState, first bool) connEnd {
 	s := c.srv
-	c.parkable = c.done != nil
+	c.parkable = c.done != nil && canPark
 	for {
 		parsed := false
 		// The first request goes the blocking way only to be looked at for
@@ -302,8 +314,9 @@ func (c *conn) serve(st *ConnState, first bool) connEnd {
 				if s.park(c.nc, c.sock.rc, st, c.done, until) {
 					return connParked
 				}
-				// It waits here, under its real idle timeout.
-				c.parkable, c.idleArmed = false, time.Time{}
+				// It waits here, under its real idle timeout; park cleared
+				// the write deadline too.
+				c.parkable, c.idleArmed, c.cw.armed = false, time.Time{}, time.Time{}
 				continue
 			case rawParsed:
 				parsed = true
