@@ -15,10 +15,10 @@ import (
 // instance of the Server's watches the socket. When bytes (or the client's
 // FIN) come, a new goroutine takes the connection up again. A parked
 // connection costs a small record instead of a goroutine stack and a conn:
-// bench/compare.sh MODES=idle measured 2.8 KB per idle connection instead
-// of 10.6 KB (nginx: 0.5 KB). Go has no "call me when readable" for a
-// net.Conn (golang/go#15735). Connections idle for less than ParkAfter, as
-// on any busy keep-alive connection, never get here.
+// bench/compare.sh MODES=idle measured 2.9 KB per idle connection, against
+// 22 KB before parking and buffer release (nginx: 0.5 KB). Go has no "call
+// me when readable" for a net.Conn (golang/go#15735). Connections idle for
+// less than ParkAfter, as on any busy keep-alive connection, never get here.
 //
 // The epoll instance is itself in Go's poller, so its goroutine parks like
 // one on a socket. It also closes parked connections whose idle timeout has
