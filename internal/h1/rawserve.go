@@ -39,7 +39,7 @@ func (c *conn) serveRaw(st *ConnState) rawOutcome {
 	c.rawState = nil
 	if err != nil {
 		// Parked only from a wait with nothing buffered either way (the
-		// buffers went back), and on parkAfter's deadline, not the idle
+		// buffers went back), and on ParkAfter's deadline, not the idle
 		// timeout's.
 		if c.parkable && c.br == nil && c.idleTimer != c.idleFor && errors.Is(err, os.ErrDeadlineExceeded) {
 			return rawPark

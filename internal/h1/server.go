@@ -117,7 +117,8 @@ func takeBuffers(r io.Reader, w io.Writer) (*bufio.Reader, *bufio.Writer) {
 	return br, bw
 }
 
-// putBuffers gives empty buffers back.
+// putBuffers gives buffers back, dropping what they hold (only a failed
+// connection leaves anything).
 func putBuffers(br *bufio.Reader, bw *bufio.Writer) {
 	br.Reset(nil)
 	readerPool.Put(br)
@@ -248,10 +249,6 @@ func (s *Server) serveConn(nc net.Conn, st *ConnState, info *exchange.TLSInfo, f
 		// The hijacker may still read the buffered reader: this conn is
 		// its now, and is not recycled.
 		return
-	}
-	if c.bw != nil {
-		// Whatever is left unsent (the connection failed) is dropped.
-		c.bw.Reset(nil)
 	}
 	c.putBuffers()
 	c.srv, c.nc, c.tcp, c.tls, c.done = nil, nil, nil, nil, nil
