@@ -34,7 +34,7 @@ func TestServerIdleKeepAliveHoldsNoBuffers(t *testing.T) {
 	}), defaultLimits())
 	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	var buf [512]byte
-	exchange := func(c net.Conn) {
+	roundTrip := func(c net.Conn) {
 		t.Helper()
 		if _, err := c.Write(req); err != nil {
 			t.Fatal(err)
@@ -59,7 +59,7 @@ func TestServerIdleKeepAliveHoldsNoBuffers(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		c.SetDeadline(time.Now().Add(10 * time.Second))
-		exchange(c)
+		roundTrip(c)
 		open = append(open, c)
 	}
 	time.Sleep(50 * time.Millisecond) // every server goroutine has parked
@@ -69,7 +69,7 @@ func TestServerIdleKeepAliveHoldsNoBuffers(t *testing.T) {
 		t.Errorf("an idle keep-alive connection holds %d heap bytes, want under 8 KiB (no read or write buffer)", perConn)
 	}
 	for _, c := range open { // still served after the buffers went back
-		exchange(c)
+		roundTrip(c)
 	}
 }
 

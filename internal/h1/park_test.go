@@ -4,10 +4,12 @@ package h1
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"runtime"
 	"strconv"
 	"sync"
@@ -310,30 +312,17 @@ func TestParkedIdleTimeoutWhileOthersWake(t *testing.T) {
 	}
 }
 
-// readResp reads one Content-Length response and returns its body.
+// readResp is readResponse for a client goroutine, which may not call
+// t.Fatal: it returns the body of a 200 answer, or an error.
 func readResp(br *bufio.Reader) (string, error) {
-	line, err := br.ReadString('\n')
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		return "", err
 	}
-	if line != "HTTP/1.1 200 OK\r\n" {
-		return "", io.ErrUnexpectedEOF
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
 	}
-	n := 0
-	for {
-		h, err := br.ReadString('\n')
-		if err != nil {
-			return "", err
-		}
-		if h == "\r\n" {
-			break
-		}
-		if len(h) > 16 && h[:16] == "Content-Length: " {
-			n, _ = strconv.Atoi(h[16 : len(h)-2])
-		}
-	}
-	body := make([]byte, n)
-	_, err = io.ReadFull(br, body)
 	return string(body), err
 }
 
